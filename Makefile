@@ -1,0 +1,47 @@
+# engram — the two commands a newcomer needs are `make demo` and `make test`.
+# Both set up what a fresh machine lacks first (scripts/setup.sh, idempotent).
+
+SHELL := /bin/bash
+PGRX_TEST_DIR ?= /tmp/pgrx-test
+
+.PHONY: setup demo test test-engine test-pg test-sql lint fmt bench-storage bench-storage-quick clean-pg
+
+setup:
+	@bash scripts/setup.sh
+
+## The main job: the embedded engine demo, then pg_engram in a throwaway cluster.
+demo: setup
+	cargo run --release -q -p engram --example demo
+	bash scripts/demo-pg.sh
+
+## The whole suite: formatting and lints, engine and integration tests,
+## pgrx tests through a real server, and the SQL regression suite.
+test: setup lint test-engine test-pg test-sql
+	@echo "make test: all suites passed"
+
+test-engine:
+	cargo test --workspace --exclude pg_engram
+
+test-pg:
+	mkdir -p $(PGRX_TEST_DIR) && chown postgres $(PGRX_TEST_DIR)
+	cd pg_extension && cargo pgrx test pg15 --runas postgres --pgdata $(PGRX_TEST_DIR)/data
+
+test-sql:
+	bash scripts/sql-suite.sh
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --exclude pg_engram --all-targets -- -D warnings
+
+fmt:
+	cargo fmt --all
+
+## Benchmarks write target/bench/<name>.json.
+bench-storage:
+	cargo run --release -q -p engram-benches --bin bench_storage -- 1000000
+
+bench-storage-quick:
+	cargo run --release -q -p engram-benches --bin bench_storage -- 50000
+
+clean-pg:
+	bash scripts/pg.sh destroy

@@ -1,0 +1,150 @@
+//! Storage benchmark: ingest N rows of 384-d keys with text and metadata under
+//! each sync policy; open time at N rows against open time at 10k rows (the
+//! same-run baseline: opening must not grow with row count); bytes per row.
+//!
+//! `bench_storage [ROWS]` (default 1,000,000) writes target/bench/storage.json.
+
+use std::time::{Duration, Instant};
+
+use engram::storage::{Dim, Store, StoreOptions, SyncPolicy};
+use engram_benches::{dir_bytes, logical_bytes, synthetic_row, write_report};
+use rand::SeedableRng;
+use serde_json::json;
+
+const DIM: usize = 384;
+const BATCH: usize = 256;
+const SINGLE_COMMITS: usize = 2_000;
+
+struct Ingest {
+    rows_per_s: f64,
+    mb_per_s: f64,
+}
+
+fn ingest(path: &std::path::Path, rows: u64, sync: SyncPolicy) -> Result<Ingest, Box<dyn std::error::Error>> {
+    let store = Store::create(
+        path,
+        StoreOptions {
+            sync,
+            ..StoreOptions::default()
+        },
+    )?;
+    let t = store.create_table("memories", Dim::new(DIM as u32)?)?;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let mut busy = Duration::ZERO;
+    let mut bytes = 0usize;
+    let mut i = 0u64;
+    let mut last_report = Instant::now();
+    while i < rows {
+        let n = (rows - i).min(BATCH as u64);
+        let batch: Vec<_> = (i..i + n).map(|k| synthetic_row(&mut rng, k, DIM)).collect();
+        bytes += batch.iter().map(logical_bytes).sum::<usize>();
+        let t0 = Instant::now();
+        store.insert_batch(t, batch)?;
+        busy += t0.elapsed();
+        i += n;
+        if last_report.elapsed() > Duration::from_secs(5) {
+            eprintln!("  {sync:?}: {i}/{rows} rows");
+            last_report = Instant::now();
+        }
+    }
+    let t0 = Instant::now();
+    store.flush()?;
+    busy += t0.elapsed();
+    let secs = busy.as_secs_f64();
+    Ok(Ingest {
+        rows_per_s: rows as f64 / secs,
+        mb_per_s: bytes as f64 / secs / 1e6,
+    })
+}
+
+/// Commits of one row each: what one fsync per commit costs under each policy.
+fn single_row_commits(path: &std::path::Path, sync: SyncPolicy) -> Result<f64, Box<dyn std::error::Error>> {
+    let store = Store::create(
+        path,
+        StoreOptions {
+            sync,
+            ..StoreOptions::default()
+        },
+    )?;
+    let t = store.create_table("memories", Dim::new(DIM as u32)?)?;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+    let rows: Vec<_> = (0..SINGLE_COMMITS as u64)
+        .map(|k| synthetic_row(&mut rng, k, DIM))
+        .collect();
+    let t0 = Instant::now();
+    for r in rows {
+        store.insert(t, r)?;
+    }
+    Ok(SINGLE_COMMITS as f64 / t0.elapsed().as_secs_f64())
+}
+
+/// Median of several opens (writer and reader alike read only the manifest,
+/// segment headers and the WAL).
+fn open_ms(path: &std::path::Path) -> Result<f64, Box<dyn std::error::Error>> {
+    let mut v = Vec::new();
+    for _ in 0..7 {
+        let t0 = Instant::now();
+        let s = Store::open(path, StoreOptions::reader())?;
+        let st = s.stats()?;
+        v.push(t0.elapsed().as_secs_f64() * 1e3);
+        assert!(st.tables[0].live_rows > 0);
+    }
+    v.sort_by(f64::total_cmp);
+    Ok(v[v.len() / 2])
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let rows: u64 = std::env::args()
+        .nth(1)
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(1_000_000);
+    let scratch = tempfile::tempdir_in(std::env::var("ENGRAM_BENCH_SCRATCH").unwrap_or_else(|_| "target".into()))?;
+    let mut rows_per_s = serde_json::Map::new();
+    let mut mb_per_s = serde_json::Map::new();
+    let mut single = serde_json::Map::new();
+    let mut open = 0.0;
+    let mut bytes_per_row = 0.0;
+    let mut segments = 0;
+    for (name, sync) in [
+        ("always", SyncPolicy::Always),
+        ("batch", SyncPolicy::Batch),
+        ("off", SyncPolicy::Off),
+    ] {
+        eprintln!("ingest {rows} rows, sync={name}");
+        let path = scratch.path().join(name);
+        let r = ingest(&path, rows, sync)?;
+        rows_per_s.insert(name.into(), json!(r.rows_per_s.round()));
+        mb_per_s.insert(name.into(), json!((r.mb_per_s * 10.0).round() / 10.0));
+        if name == "always" {
+            open = open_ms(&path)?;
+            bytes_per_row = dir_bytes(&path) as f64 / rows as f64;
+            segments = Store::open(&path, StoreOptions::reader())?.stats()?.tables[0].segments;
+        }
+        std::fs::remove_dir_all(&path)?;
+        let p1 = scratch.path().join(format!("{name}-single"));
+        single.insert(name.into(), json!(single_row_commits(&p1, sync)?.round()));
+        std::fs::remove_dir_all(&p1)?;
+    }
+    let small = scratch.path().join("small");
+    ingest(&small, 10_000, SyncPolicy::Off)?;
+    let open_small = open_ms(&small)?;
+    write_report(
+        "storage",
+        &json!({
+            "rows": rows,
+            "dim": DIM,
+            "batch_rows": BATCH,
+            "rows_per_s": rows_per_s,
+            "mb_per_s": mb_per_s,
+            "single_row_commits_per_s": single,
+            "open_ms": (open * 1000.0).round() / 1000.0,
+            "open_ms_at_10k_rows": (open_small * 1000.0).round() / 1000.0,
+            "open_ratio_vs_10k": (open / open_small * 100.0).round() / 100.0,
+            "segments_at_open": segments,
+            "bytes_per_row": bytes_per_row.round(),
+            "logical_bytes_per_row": DIM * 4 + 60 + 80,
+        }),
+    )?;
+    Ok(())
+}

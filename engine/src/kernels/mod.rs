@@ -1,0 +1,7 @@
+//! Distance kernels and quantization.
+//!
+//! The scalar functions here are the reference that every accelerated path is
+//! tested against.
+
+pub mod quant;
+pub mod scalar;

@@ -1,0 +1,28 @@
+//! The storage engine: a store is a directory of append-only columnar tables.
+//!
+//! Write path: WAL (checksummed, group-committed) -> memtable -> flush to an
+//! immutable, mmapped segment -> atomic manifest publish -> new WAL.
+//! Recovery: manifest + segments + WAL replay up to the first torn record.
+//! One writer (an exclusive file lock) and any number of readers, in any
+//! number of processes; readers never block and catch up on each call.
+//! `docs/design.md` gives the byte layout of every file and the failure cases.
+
+mod codec;
+pub mod format;
+mod lock;
+mod manifest;
+mod memtable;
+mod mmap;
+mod segment;
+mod state;
+mod store;
+mod symbols;
+mod types;
+pub mod wal;
+mod writer;
+
+pub use format::FormatVersion;
+pub use store::{Mode, Scan, Store, StoreOptions, StoreStats, TableInfo, TableStats};
+pub use types::{Dim, Kind, Meta, MetaRecord, Position, Row, RowId, Scope, TableId, Tier, Value};
+pub use wal::SyncPolicy;
+pub use writer::MergeReport;

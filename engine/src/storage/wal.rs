@@ -1,0 +1,328 @@
+//! The write-ahead log.
+//!
+//! ```text
+//! file   := header record*
+//! header := magic "ENGRMWAL" (8) | version u32 | reserved u32 | wal id u64 |
+//!           reserved u32 | crc32 of bytes 0..28 u32                 (32 bytes)
+//! record := payload length u32 | crc32 of payload u32 | payload (rkyv WalRecord)
+//! ```
+//!
+//! Records carry consecutive log sequence numbers. Reading stops at the first
+//! record that is short, fails its checksum, fails validation or breaks the
+//! sequence: everything before it is the log, everything after is a torn tail
+//! that is never applied. The WAL is only ever appended to with plain writes
+//! (never mmapped: it changes while readers look at it).
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use rkyv::{Archive, Deserialize, Serialize};
+
+use super::codec;
+use super::format::{le_u32, le_u64, FormatVersion, WAL_MAGIC};
+use super::types::Row;
+use crate::error::{corrupt, Error, IoContext, Result};
+
+/// Size of the WAL file header.
+pub(crate) const HEADER_LEN: u64 = 32;
+/// Largest record accepted; a longer length field is treated as a torn tail.
+pub(crate) const MAX_RECORD: usize = 256 << 20;
+const FRAME_LEN: usize = 8;
+
+/// When the WAL is fsynced.
+///
+/// Every policy hands each write to the operating system before the call
+/// returns, so a crash of the *process* loses nothing acknowledged under any
+/// policy; they differ on a crash of the *machine*.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
+pub enum SyncPolicy {
+    /// fsync before acknowledging every commit group (default): nothing
+    /// acknowledged is lost even on power failure.
+    #[default]
+    Always,
+    /// fsync at most every [`BATCH_INTERVAL`] or [`BATCH_BYTES`]: a machine
+    /// crash can lose the last few milliseconds of acknowledged writes.
+    Batch,
+    /// fsync only on flush and close: fastest; a machine crash can lose every
+    /// write since the last flush.
+    Off,
+}
+
+/// Longest time between fsyncs under [`SyncPolicy::Batch`].
+pub const BATCH_INTERVAL: Duration = Duration::from_millis(10);
+/// Most unsynced bytes under [`SyncPolicy::Batch`].
+pub const BATCH_BYTES: u64 = 4 << 20;
+
+/// One logged change.
+#[derive(Clone, Debug, PartialEq, Archive, Serialize, Deserialize)]
+pub(crate) enum WalOp {
+    CreateTable { table: u32, name: String, dim: u32 },
+    Insert { table: u32, first_id: u64, rows: Vec<Row> },
+    Delete { table: u32, ids: Vec<u64> },
+}
+
+/// A change with its log sequence number.
+#[derive(Clone, Debug, PartialEq, Archive, Serialize, Deserialize)]
+pub(crate) struct WalRecord {
+    pub lsn: u64,
+    pub op: WalOp,
+}
+
+/// Path of WAL number `id` in store directory `dir`.
+pub(crate) fn wal_path(dir: &Path, id: u64) -> PathBuf {
+    dir.join(format!("wal-{id:08}.log"))
+}
+
+fn header_bytes(id: u64) -> [u8; HEADER_LEN as usize] {
+    let mut h = [0u8; HEADER_LEN as usize];
+    h[0..8].copy_from_slice(&WAL_MAGIC);
+    h[8..12].copy_from_slice(&(FormatVersion::CURRENT as u32).to_le_bytes());
+    h[16..24].copy_from_slice(&id.to_le_bytes());
+    let crc = crc32fast::hash(&h[0..28]);
+    h[28..32].copy_from_slice(&crc.to_le_bytes());
+    h
+}
+
+fn check_header(path: &Path, h: &[u8], id: u64) -> Result<()> {
+    if h.len() < HEADER_LEN as usize {
+        return Err(corrupt(path, h.len() as u64, "WAL header is truncated"));
+    }
+    if h[0..8] != WAL_MAGIC {
+        return Err(Error::BadMagic {
+            path: path.to_path_buf(),
+            expected: "WAL",
+        });
+    }
+    if crc32fast::hash(&h[0..28]) != le_u32(h, 28) {
+        return Err(corrupt(path, 0, "WAL header checksum mismatch"));
+    }
+    FormatVersion::check(path, le_u32(h, 8))?;
+    let found = le_u64(h, 16);
+    if found != id {
+        return Err(corrupt(path, 16, format!("WAL id is {found}, manifest expects {id}")));
+    }
+    Ok(())
+}
+
+/// What a scan of a WAL found.
+pub(crate) struct WalScan {
+    /// Valid records in order.
+    pub records: Vec<WalRecord>,
+    /// Offset just past the last valid record.
+    pub end: u64,
+    /// Whether bytes remain after `end` (a torn or corrupt tail).
+    pub torn: bool,
+}
+
+/// Read the valid records of WAL `id` starting at byte `from` (0 or
+/// [`HEADER_LEN`] both mean "from the first record"). `next_lsn` is the
+/// sequence number the first record must carry, if known.
+pub(crate) fn read(path: &Path, id: u64, from: u64, mut next_lsn: Option<u64>) -> Result<WalScan> {
+    let mut f = File::open(path).at(path)?;
+    let mut header = [0u8; HEADER_LEN as usize];
+    let n = read_full(&mut f, &mut header).at(path)?;
+    check_header(path, &header[..n], id)?;
+    let from = from.max(HEADER_LEN);
+    f.seek(SeekFrom::Start(from)).at(path)?;
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf).at(path)?;
+
+    let mut records = Vec::new();
+    let mut pos = 0usize;
+    while buf.len() - pos >= FRAME_LEN {
+        let len = le_u32(&buf, pos) as usize;
+        let crc = le_u32(&buf, pos + 4);
+        if len > MAX_RECORD || buf.len() - pos - FRAME_LEN < len {
+            break;
+        }
+        let payload = &buf[pos + FRAME_LEN..pos + FRAME_LEN + len];
+        if crc32fast::hash(payload) != crc {
+            break;
+        }
+        let Ok(rec) = codec::decode::<WalRecord>(payload) else {
+            break;
+        };
+        if next_lsn.is_some_and(|want| rec.lsn != want) {
+            break;
+        }
+        next_lsn = Some(rec.lsn + 1);
+        records.push(rec);
+        pos += FRAME_LEN + len;
+    }
+    Ok(WalScan {
+        records,
+        end: from + pos as u64,
+        torn: pos < buf.len(),
+    })
+}
+
+fn read_full(f: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+/// Appends records to one WAL file. Owned by the store's single writer.
+pub(crate) struct WalWriter {
+    path: PathBuf,
+    file: File,
+    len: u64,
+    synced_len: u64,
+    last_sync: Instant,
+    policy: SyncPolicy,
+    buf: Vec<u8>,
+}
+
+impl WalWriter {
+    /// Create WAL `id` (header written and fsynced; the caller syncs the directory).
+    pub fn create(dir: &Path, id: u64, policy: SyncPolicy) -> Result<WalWriter> {
+        let path = wal_path(dir, id);
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .at(&path)?;
+        file.write_all(&header_bytes(id)).at(&path)?;
+        file.sync_all().at(&path)?;
+        Ok(Self::from_parts(path, file, HEADER_LEN, policy))
+    }
+
+    /// Open WAL `id` for appending after `valid_len` bytes, cutting off any
+    /// torn tail so that new records never follow garbage.
+    pub fn reopen(dir: &Path, id: u64, valid_len: u64, policy: SyncPolicy) -> Result<WalWriter> {
+        let path = wal_path(dir, id);
+        let mut file = OpenOptions::new().write(true).open(&path).at(&path)?;
+        let on_disk = file.metadata().at(&path)?.len();
+        if on_disk != valid_len {
+            file.set_len(valid_len).at(&path)?;
+            file.sync_all().at(&path)?;
+        }
+        file.seek(SeekFrom::Start(valid_len)).at(&path)?;
+        Ok(Self::from_parts(path, file, valid_len, policy))
+    }
+
+    fn from_parts(path: PathBuf, file: File, len: u64, policy: SyncPolicy) -> WalWriter {
+        WalWriter {
+            path,
+            file,
+            len,
+            synced_len: len,
+            last_sync: Instant::now(),
+            policy,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Frame `records` and hand them to the OS in one write, then fsync as the
+    /// policy says. On return the records survive a crash of this process
+    /// (and of the machine, under [`SyncPolicy::Always`]).
+    pub fn append(&mut self, records: &[WalRecord]) -> Result<()> {
+        self.buf.clear();
+        for r in records {
+            let payload = codec::encode(r).map_err(|e| Error::InvalidArgument(format!("cannot encode record: {e}")))?;
+            if payload.len() > MAX_RECORD {
+                return Err(Error::InvalidArgument(format!(
+                    "a single write of {} bytes exceeds the {} byte record limit; split the batch",
+                    payload.len(),
+                    MAX_RECORD
+                )));
+            }
+            self.buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+            self.buf.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+            self.buf.extend_from_slice(&payload);
+        }
+        if let Err(e) = self.file.write_all(&self.buf) {
+            // A partial write leaves a torn tail; cut it so later records
+            // are not hidden behind it.
+            let _ = self.file.set_len(self.len);
+            let _ = self.file.seek(SeekFrom::Start(self.len));
+            return Err(Error::Io {
+                path: self.path.clone(),
+                source: e,
+            });
+        }
+        self.len += self.buf.len() as u64;
+        let due = match self.policy {
+            SyncPolicy::Always => true,
+            SyncPolicy::Batch => {
+                self.len - self.synced_len >= BATCH_BYTES || self.last_sync.elapsed() >= BATCH_INTERVAL
+            }
+            SyncPolicy::Off => false,
+        };
+        if due {
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    /// fsync everything appended so far.
+    pub fn sync(&mut self) -> Result<()> {
+        if self.synced_len != self.len {
+            self.file.sync_data().at(&self.path)?;
+            self.synced_len = self.len;
+        }
+        self.last_sync = Instant::now();
+        Ok(())
+    }
+
+    /// Bytes in the file.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(lsn: u64) -> WalRecord {
+        WalRecord {
+            lsn,
+            op: WalOp::Delete {
+                table: 1,
+                ids: vec![lsn, lsn * 2],
+            },
+        }
+    }
+
+    #[test]
+    fn records_round_trip_and_every_truncation_yields_a_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = WalWriter::create(dir.path(), 7, SyncPolicy::Always).unwrap();
+        let recs: Vec<_> = (1..=5).map(rec).collect();
+        for r in &recs {
+            w.append(std::slice::from_ref(r)).unwrap();
+        }
+        let path = wal_path(dir.path(), 7);
+        let scan = read(&path, 7, 0, Some(1)).unwrap();
+        assert_eq!(scan.records, recs);
+        assert!(!scan.torn);
+        let full = std::fs::read(&path).unwrap();
+        for cut in HEADER_LEN as usize..full.len() {
+            std::fs::write(&path, &full[..cut]).unwrap();
+            let s = read(&path, 7, 0, Some(1)).unwrap();
+            assert_eq!(s.records[..], recs[..s.records.len()]);
+            assert!(s.end as usize <= cut);
+        }
+    }
+
+    #[test]
+    fn wrong_id_and_bad_magic_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        WalWriter::create(dir.path(), 3, SyncPolicy::Off).unwrap();
+        let path = wal_path(dir.path(), 3);
+        assert!(matches!(read(&path, 4, 0, None), Err(Error::Corrupt { .. })));
+        let mut b = std::fs::read(&path).unwrap();
+        b[0] ^= 0xff;
+        std::fs::write(&path, &b).unwrap();
+        assert!(matches!(read(&path, 3, 0, None), Err(Error::BadMagic { .. })));
+    }
+}

@@ -1,0 +1,405 @@
+//! The single writer: group commit, flush and merge.
+//!
+//! Commit protocol. A caller validates its change, queues it, then takes the
+//! I/O lock. Whoever holds the I/O lock is the group leader: it drains the
+//! whole queue, resolves every change against the current state (assigning
+//! row ids, dropping deletes of rows that do not exist), appends the records
+//! in one write, syncs per policy, and only then applies them to the state
+//! that readers see. Callers whose change a previous leader already handled
+//! find their result waiting. So concurrent writers share one fsync, and no
+//! reader ever sees a change that is not in the log.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::path::Path;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use super::format::sync_dir;
+use super::manifest;
+use super::segment::writer::SegmentRow;
+use super::segment::{segment_path, Segment, SegmentWriter};
+use super::state::{State, TableState};
+use super::store::Inner;
+use super::types::{Dim, Row};
+use super::wal::{self, WalOp, WalRecord, WalWriter};
+use crate::error::{Error, Result};
+
+/// A change waiting to be logged.
+pub(crate) enum Pending {
+    CreateTable { name: String, dim: Dim },
+    Insert { table: u32, rows: Vec<Row> },
+    Delete { table: u32, ids: Vec<u64> },
+}
+
+/// What a logged change did.
+pub(crate) enum Outcome {
+    Table(u32),
+    Rows { first: u64, count: u64 },
+    Deleted(usize),
+}
+
+#[derive(Default)]
+struct Queue {
+    next_ticket: u64,
+    pending: Vec<(u64, Pending)>,
+    done: HashMap<u64, Result<Outcome>>,
+}
+
+pub(crate) struct Writer {
+    _lock: File,
+    queue: Mutex<Queue>,
+    io: Mutex<WalWriter>,
+}
+
+/// Give every member of a failed group its own copy of the group's error.
+fn copy_error(e: &Error) -> Error {
+    match e {
+        Error::Io { path, source } => Error::Io {
+            path: path.clone(),
+            source: std::io::Error::new(source.kind(), source.to_string()),
+        },
+        other => Error::InvalidArgument(other.to_string()),
+    }
+}
+
+/// Row ids inserted by earlier changes of the group being resolved, and rows
+/// they deleted, so later changes of the same group see them.
+#[derive(Default)]
+struct GroupOverlay {
+    next_ids: HashMap<u32, u64>,
+    new_tables: Vec<(u32, String)>,
+    deleted: HashSet<(u32, u64)>,
+}
+
+impl Writer {
+    pub fn new(lock: File, wal: WalWriter) -> Writer {
+        Writer {
+            _lock: lock,
+            queue: Mutex::new(Queue::default()),
+            io: Mutex::new(wal),
+        }
+    }
+
+    /// Log and apply one change, possibly as part of a group.
+    pub fn commit(&self, inner: &Inner, change: Pending) -> Result<Outcome> {
+        let ticket = {
+            let mut q = self.queue.lock();
+            let t = q.next_ticket;
+            q.next_ticket += 1;
+            q.pending.push((t, change));
+            t
+        };
+        let mut wal = self.io.lock();
+        if let Some(r) = self.queue.lock().done.remove(&ticket) {
+            return r;
+        }
+        let batch = std::mem::take(&mut self.queue.lock().pending);
+        let mut mine = None;
+        let results = run_group(inner, &mut wal, batch);
+        {
+            let mut q = self.queue.lock();
+            for (t, r) in results {
+                if t == ticket {
+                    mine = Some(r);
+                } else {
+                    q.done.insert(t, r);
+                }
+            }
+        }
+        if inner.state.read().memtable_bytes() >= inner.opts.memtable_bytes {
+            // The group is durable; a failed flush must not turn its success
+            // into an error. The next explicit flush reports it.
+            let outcome = flush_locked(inner, &mut wal).err().map(|e| e.to_string());
+            *inner.flush_error.lock() = outcome;
+        }
+        mine.unwrap_or_else(|| Err(Error::InvalidArgument("commit lost its own change".into())))
+    }
+
+    /// Run `f` as the only writer (no commit proceeds meanwhile).
+    pub fn exclusive<T>(&self, f: impl FnOnce(&mut WalWriter) -> Result<T>) -> Result<T> {
+        f(&mut self.io.lock())
+    }
+}
+
+fn run_group(inner: &Inner, wal: &mut WalWriter, batch: Vec<(u64, Pending)>) -> Vec<(u64, Result<Outcome>)> {
+    let mut results = Vec::with_capacity(batch.len());
+    let mut records = Vec::new();
+    {
+        let st = inner.state.read();
+        let mut lsn = st.next_lsn;
+        let mut ov = GroupOverlay::default();
+        for (ticket, change) in batch {
+            match resolve(&st, &mut ov, change) {
+                Ok((Some(op), outcome)) => {
+                    records.push(WalRecord { lsn, op });
+                    lsn += 1;
+                    results.push((ticket, Ok(outcome)));
+                }
+                Ok((None, outcome)) => results.push((ticket, Ok(outcome))),
+                Err(e) => results.push((ticket, Err(e))),
+            }
+        }
+    }
+    if records.is_empty() {
+        return results;
+    }
+    match wal.append(&records) {
+        Ok(()) => {
+            let mut st = inner.state.write();
+            for r in &records {
+                st.apply(r);
+            }
+            st.wal_end = wal.len();
+        }
+        Err(e) => {
+            for (_, r) in results.iter_mut() {
+                if r.is_ok() {
+                    *r = Err(copy_error(&e));
+                }
+            }
+        }
+    }
+    results
+}
+
+fn resolve(st: &State, ov: &mut GroupOverlay, change: Pending) -> Result<(Option<WalOp>, Outcome)> {
+    match change {
+        Pending::CreateTable { name, dim } => {
+            if st.table_by_name(&name).is_some() || ov.new_tables.iter().any(|(_, n)| *n == name) {
+                return Err(Error::TableExists(name));
+            }
+            let id = st
+                .tables
+                .iter()
+                .map(|t| t.id)
+                .chain(ov.new_tables.iter().map(|(i, _)| *i))
+                .max()
+                .map_or(1, |m| m + 1);
+            ov.new_tables.push((id, name.clone()));
+            Ok((
+                Some(WalOp::CreateTable {
+                    table: id,
+                    name,
+                    dim: dim.get(),
+                }),
+                Outcome::Table(id),
+            ))
+        }
+        Pending::Insert { table, rows } => {
+            let t = st.table(super::types::TableId(table))?;
+            let next = ov.next_ids.entry(table).or_insert(t.next_row_id);
+            let first = *next;
+            let count = rows.len() as u64;
+            *next += count;
+            if rows.is_empty() {
+                return Ok((None, Outcome::Rows { first, count }));
+            }
+            Ok((
+                Some(WalOp::Insert {
+                    table,
+                    first_id: first,
+                    rows,
+                }),
+                Outcome::Rows { first, count },
+            ))
+        }
+        Pending::Delete { table, ids } => {
+            let t = st.table(super::types::TableId(table))?;
+            let group_first = t.next_row_id;
+            let group_next = ov.next_ids.get(&table).copied().unwrap_or(group_first);
+            let mut live = Vec::new();
+            for id in ids {
+                let exists = t.is_live(id) || (group_first..group_next).contains(&id);
+                if exists && ov.deleted.insert((table, id)) {
+                    live.push(id);
+                }
+            }
+            if live.is_empty() {
+                return Ok((None, Outcome::Deleted(0)));
+            }
+            let n = live.len();
+            Ok((Some(WalOp::Delete { table, ids: live }), Outcome::Deleted(n)))
+        }
+    }
+}
+
+fn mem_segment_row(r: &super::memtable::MemRow) -> SegmentRow<'_> {
+    SegmentRow {
+        id: r.id,
+        key: &r.key,
+        norm: r.norm,
+        code: &r.code,
+        scale: r.scale,
+        position: &r.position,
+        meta: &r.meta,
+        value: &r.value,
+        text: r.text.as_bytes(),
+        edges: &r.edges,
+    }
+}
+
+/// Publish `next` as the new manifest and state. Files named by the old
+/// state but not the new one are removed afterwards (readers that still map
+/// them keep their maps).
+fn publish(inner: &Inner, next: State) -> Result<()> {
+    manifest::write(&inner.dir, &next.manifest())?;
+    let old = std::mem::replace(&mut *inner.state.write(), next);
+    let st = inner.state.read();
+    let live: HashSet<u64> = st.tables.iter().flat_map(|t| t.segments.iter().map(|s| s.id)).collect();
+    for t in &old.tables {
+        for s in &t.segments {
+            if !live.contains(&s.id) {
+                let _ = std::fs::remove_file(segment_path(&inner.dir, s.id));
+            }
+        }
+    }
+    if old.wal_id != st.wal_id {
+        let _ = std::fs::remove_file(wal::wal_path(&inner.dir, old.wal_id));
+    }
+    Ok(())
+}
+
+/// Flush every memtable into new segments, switch to a fresh WAL and publish
+/// a manifest. Returns whether anything was flushed. Caller holds the I/O lock.
+pub(crate) fn flush_locked(inner: &Inner, wal: &mut WalWriter) -> Result<bool> {
+    let snap = inner.state.read().clone();
+    if snap.next_lsn - 1 == snap.flushed_lsn {
+        return Ok(false);
+    }
+    let dir = &inner.dir;
+    let mut next = snap.clone();
+    for t in next.tables.iter_mut() {
+        let live: Vec<_> = t.memtable.iter().filter(|r| !t.tombstones.contains(&r.id)).collect();
+        if !live.is_empty() {
+            let id = next.next_segment_id;
+            next.next_segment_id += 1;
+            let mut w = SegmentWriter::create(dir, id, t.id, t.dim.len(), live.len() as u64)?;
+            for r in live {
+                w.push(mem_segment_row(r))?;
+            }
+            w.finish()?;
+            t.segments.push(Segment::open(dir, id, false)?);
+        }
+        t.memtable = Default::default();
+        retain_live_tombstones(t);
+    }
+    sync_dir(dir)?;
+    let new_wal = WalWriter::create(dir, snap.wal_id + 1, inner.opts.sync)?;
+    sync_dir(dir)?;
+    next.generation += 1;
+    next.wal_id = snap.wal_id + 1;
+    next.flushed_lsn = snap.next_lsn - 1;
+    next.wal_end = new_wal.len();
+    next.wal_torn = false;
+    publish(inner, next)?;
+    *wal = new_wal;
+    Ok(true)
+}
+
+fn retain_live_tombstones(t: &mut TableState) {
+    let keep: HashSet<u64> = t.tombstones.iter().copied().filter(|id| t.holds(*id)).collect();
+    t.tombstones = Arc::new(keep);
+}
+
+/// What a merge did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MergeReport {
+    /// Segments rewritten.
+    pub segments_in: usize,
+    /// Segments written.
+    pub segments_out: usize,
+    /// Deleted rows dropped for good.
+    pub rows_dropped: u64,
+}
+
+/// Rewrite each table's segments into one, without its deleted rows, when
+/// the table has several segments or any deleted segment row. Caller holds
+/// the I/O lock.
+pub(crate) fn merge_locked(inner: &Inner) -> Result<MergeReport> {
+    let snap = inner.state.read().clone();
+    let dir = &inner.dir;
+    let mut next = snap.clone();
+    let mut report = MergeReport::default();
+    for t in next.tables.iter_mut() {
+        let dead: Vec<u64> = t.segment_tombstones();
+        if t.segments.len() < 2 && dead.is_empty() {
+            continue;
+        }
+        report.segments_in += t.segments.len();
+        report.rows_dropped += dead.len() as u64;
+        let live = t.segment_rows() - dead.len() as u64;
+        let mut merged = Vec::new();
+        if live > 0 {
+            let id = next.next_segment_id;
+            next.next_segment_id += 1;
+            let mut w = SegmentWriter::create(dir, id, t.id, t.dim.len(), live)?;
+            for s in &t.segments {
+                copy_live_rows(s, &t.tombstones, &mut w)?;
+            }
+            w.finish()?;
+            merged.push(Segment::open(dir, id, false)?);
+            report.segments_out += 1;
+        }
+        t.segments = merged;
+        retain_live_tombstones(t);
+    }
+    if report.segments_in == 0 {
+        return Ok(report);
+    }
+    sync_dir(dir)?;
+    next.generation += 1;
+    publish(inner, next)?;
+    Ok(report)
+}
+
+fn copy_live_rows(s: &Segment, dead: &HashSet<u64>, w: &mut SegmentWriter) -> Result<()> {
+    let ids = s.ids();
+    for (i, &id) in ids.iter().enumerate() {
+        if dead.contains(&id) {
+            continue;
+        }
+        let value = s.value_bytes(i)?;
+        let text = s.text_bytes(i)?;
+        w.push(SegmentRow {
+            id,
+            key: s.key(i),
+            norm: s.norm(i),
+            code: s.code(i),
+            scale: s.scale(i),
+            position: s.position(i),
+            meta: s.meta(i),
+            value: &value,
+            text: &text,
+            edges: s.edges(i)?,
+        })?;
+    }
+    Ok(())
+}
+
+/// Remove files a crashed writer may have left: temp files, segments no
+/// manifest names, WALs other than the current one.
+pub(crate) fn remove_orphans(dir: &Path, st: &State) -> Result<()> {
+    let live: HashSet<String> = st
+        .tables
+        .iter()
+        .flat_map(|t| t.segments.iter().map(|s| segment_path(dir, s.id)))
+        .chain(std::iter::once(wal::wal_path(dir, st.wal_id)))
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect();
+    let entries = std::fs::read_dir(dir).map_err(|source| Error::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let ours = name.ends_with(".tmp")
+            || (name.starts_with("seg-") && name.ends_with(".seg"))
+            || (name.starts_with("wal-") && name.ends_with(".log"));
+        if ours && !live.contains(&name) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+    Ok(())
+}
