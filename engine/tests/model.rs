@@ -210,3 +210,22 @@ fn concurrent_writers_share_commits_and_lose_nothing() {
         assert_eq!(rows.iter().filter(|(_, r)| r.key[0] == f32::from(w)).count(), 200);
     }
 }
+
+#[test]
+fn merge_keeps_memtable_rows_when_every_segment_row_is_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::create(dir.path().join("s"), small_memtable()).unwrap();
+    let t = store.create_table("t", Dim::new(4).unwrap()).unwrap();
+    store.insert(t, row(0, 0)).unwrap();
+    store.flush().unwrap();
+    store.insert(t, row(0, 1)).unwrap();
+    assert!(store.delete(t, RowId(0)).unwrap());
+    store.insert(t, row(0, 2)).unwrap();
+    store.merge().unwrap();
+    let ids: Vec<u64> = store.scan(t).unwrap().map(|r| r.unwrap().0 .0).collect();
+    assert_eq!(ids, vec![1, 2]);
+    // A reader rebuilds the memtable from the WAL on top of the merged manifest.
+    let reader = Store::open(store.path(), StoreOptions::reader()).unwrap();
+    let ids: Vec<u64> = reader.scan(t).unwrap().map(|r| r.unwrap().0 .0).collect();
+    assert_eq!(ids, vec![1, 2]);
+}

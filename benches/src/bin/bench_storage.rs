@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use engram::storage::{Dim, Store, StoreOptions, SyncPolicy};
+use engram::storage::{Dim, Store, StoreOptions, SyncPolicy, TableId};
 use engram_benches::{dir_bytes, logical_bytes, synthetic_row, write_report};
 use rand::SeedableRng;
 use serde_json::json;
@@ -20,7 +20,9 @@ struct Ingest {
     mb_per_s: f64,
 }
 
-fn ingest(path: &std::path::Path, rows: u64, sync: SyncPolicy) -> Result<Ingest, Box<dyn std::error::Error>> {
+type Res<T> = Result<T, Box<dyn std::error::Error>>;
+
+fn new_store(path: &std::path::Path, sync: SyncPolicy) -> Res<(Store, TableId)> {
     let store = Store::create(
         path,
         StoreOptions {
@@ -29,6 +31,11 @@ fn ingest(path: &std::path::Path, rows: u64, sync: SyncPolicy) -> Result<Ingest,
         },
     )?;
     let t = store.create_table("memories", Dim::new(DIM as u32)?)?;
+    Ok((store, t))
+}
+
+fn ingest(path: &std::path::Path, rows: u64, sync: SyncPolicy) -> Res<Ingest> {
+    let (store, t) = new_store(path, sync)?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let mut busy = Duration::ZERO;
     let mut bytes = 0usize;
@@ -58,15 +65,8 @@ fn ingest(path: &std::path::Path, rows: u64, sync: SyncPolicy) -> Result<Ingest,
 }
 
 /// Commits of one row each: what one fsync per commit costs under each policy.
-fn single_row_commits(path: &std::path::Path, sync: SyncPolicy) -> Result<f64, Box<dyn std::error::Error>> {
-    let store = Store::create(
-        path,
-        StoreOptions {
-            sync,
-            ..StoreOptions::default()
-        },
-    )?;
-    let t = store.create_table("memories", Dim::new(DIM as u32)?)?;
+fn single_row_commits(path: &std::path::Path, sync: SyncPolicy) -> Res<f64> {
+    let (store, t) = new_store(path, sync)?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(9);
     let rows: Vec<_> = (0..SINGLE_COMMITS as u64)
         .map(|k| synthetic_row(&mut rng, k, DIM))

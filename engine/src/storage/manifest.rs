@@ -5,8 +5,13 @@
 //! 8  format version   u32   12 reserved u32
 //! 16 generation       u64   24 payload length u64
 //! 32 crc32 of payload u32   36 crc32 of bytes 0..36 u32
-//! 40 payload (rkyv Manifest)
+//! 40 incarnation      u64   48 reserved u32
+//! 52 crc32 of bytes 40..52 u32
+//! 56 payload (rkyv Manifest)
 //! ```
+//!
+//! The incarnation is random per store creation: a store rebuilt into the
+//! same path (generation numbers restart) is still told apart by readers.
 //!
 //! Published by [`write`]: temp file, fsync, rename over `MANIFEST`, fsync
 //! the directory. Readers detect a new version by its generation, which they
@@ -22,7 +27,7 @@ use super::codec;
 use super::format::{le_u32, le_u64, write_atomic, FormatVersion, MANIFEST_MAGIC};
 use crate::error::{corrupt, Error, Result};
 
-const HEADER_LEN: usize = 40;
+const HEADER_LEN: usize = 56;
 /// A manifest larger than this is treated as corrupt rather than allocated.
 const MAX_PAYLOAD: u64 = 1 << 30;
 
@@ -52,6 +57,12 @@ pub(crate) struct TableEntry {
 #[derive(Clone, Debug, PartialEq, Archive, Serialize, Deserialize)]
 pub(crate) struct Manifest {
     pub generation: u64,
+    /// Random id of this store's creation; repeated in the header.
+    pub incarnation: u64,
+    /// An application's label for the store, set at creation.
+    pub tag: String,
+    /// The application's watermark: how far the store reflects its source.
+    pub watermark: u64,
     /// The WAL holding every change after `flushed_lsn`.
     pub wal_id: u64,
     pub flushed_lsn: u64,
@@ -88,14 +99,25 @@ fn check_header(path: &Path, h: &[u8]) -> Result<(u64, u64, u32)> {
     Ok((le_u64(h, 16), len, le_u32(h, 32)))
 }
 
-/// Read only the generation: the cheap check readers make on every call.
-pub(crate) fn read_generation(dir: &Path) -> Result<u64> {
+/// Which manifest is current: `(incarnation, generation)`.
+pub(crate) type Stamp = (u64, u64);
+
+/// Read only the stamp: the cheap check readers make on every call.
+pub(crate) fn read_stamp(dir: &Path) -> Result<Stamp> {
     let path = manifest_path(dir);
     let mut f = File::open(&path).map_err(|e| not_found_or_io(dir, &path, e))?;
     let mut h = [0u8; HEADER_LEN];
     f.read_exact(&mut h)
         .map_err(|_| corrupt(&path, 0, "manifest header is truncated"))?;
-    Ok(check_header(&path, &h)?.0)
+    let (generation, _, _) = check_header(&path, &h)?;
+    Ok((check_incarnation(&path, &h)?, generation))
+}
+
+fn check_incarnation(path: &Path, h: &[u8]) -> Result<u64> {
+    if crc32fast::hash(&h[40..52]) != le_u32(h, 52) {
+        return Err(corrupt(path, 40, "manifest incarnation checksum mismatch"));
+    }
+    Ok(le_u64(h, 40))
 }
 
 fn not_found_or_io(dir: &Path, path: &Path, e: std::io::Error) -> Error {
@@ -126,8 +148,8 @@ pub(crate) fn read(dir: &Path) -> Result<Manifest> {
         return Err(corrupt(&path, HEADER_LEN as u64, "manifest payload checksum mismatch"));
     }
     let m: Manifest = codec::decode(payload).map_err(|e| corrupt(&path, HEADER_LEN as u64, e))?;
-    if m.generation != generation {
-        return Err(corrupt(&path, 16, "manifest generation disagrees with its payload"));
+    if m.generation != generation || m.incarnation != check_incarnation(&path, &bytes)? {
+        return Err(corrupt(&path, 16, "manifest header disagrees with its payload"));
     }
     Ok(m)
 }
@@ -144,6 +166,9 @@ pub(crate) fn write(dir: &Path, m: &Manifest) -> Result<()> {
     bytes[32..36].copy_from_slice(&crc32fast::hash(&payload).to_le_bytes());
     let hcrc = crc32fast::hash(&bytes[0..36]);
     bytes[36..40].copy_from_slice(&hcrc.to_le_bytes());
+    bytes[40..48].copy_from_slice(&m.incarnation.to_le_bytes());
+    let icrc = crc32fast::hash(&bytes[40..52]);
+    bytes[52..56].copy_from_slice(&icrc.to_le_bytes());
     bytes.extend_from_slice(&payload);
     write_atomic(&path, &bytes).map_err(|e| match e {
         Error::Io { source, .. } => Error::Io { path, source },
@@ -158,6 +183,9 @@ mod tests {
     fn sample() -> Manifest {
         Manifest {
             generation: 3,
+            incarnation: 0xdead_beef,
+            tag: "tag".into(),
+            watermark: 12,
             wal_id: 2,
             flushed_lsn: 10,
             next_segment_id: 4,
@@ -184,7 +212,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         write(dir.path(), &sample()).unwrap();
         assert_eq!(read(dir.path()).unwrap(), sample());
-        assert_eq!(read_generation(dir.path()).unwrap(), 3);
+        assert_eq!(read_stamp(dir.path()).unwrap(), (0xdead_beef, 3));
         let path = manifest_path(dir.path());
         let good = std::fs::read(&path).unwrap();
         for i in 0..good.len() {

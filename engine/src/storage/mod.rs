@@ -7,6 +7,7 @@
 //! number of processes; readers never block and catch up on each call.
 //! `docs/design.md` gives the byte layout of every file and the failure cases.
 
+mod batch;
 mod codec;
 pub mod format;
 mod lock;
@@ -21,8 +22,9 @@ mod types;
 pub mod wal;
 mod writer;
 
+pub use batch::WriteBatch;
 pub use format::FormatVersion;
-pub use store::{Mode, Scan, Store, StoreOptions, StoreStats, TableInfo, TableStats};
+pub use store::{Mode, Scan, Store, StoreOptions, StoreStats, TableInfo, TableStats, WriteReport};
 pub use types::{Dim, Kind, Meta, MetaRecord, Position, Row, RowId, Scope, TableId, Tier, Value};
 pub use wal::SyncPolicy;
 pub use writer::MergeReport;

@@ -61,7 +61,9 @@ impl TableState {
             id: self.id,
             name: self.name.clone(),
             dim: self.dim.get(),
-            next_row_id: self.next_row_id,
+            // As of the flushed state: rows still in the memtable are replayed
+            // from the WAL on open, so their ids must not count as used yet.
+            next_row_id: self.memtable.iter().next().map_or(self.next_row_id, |r| r.id),
             segments: self
                 .segments
                 .iter()
@@ -82,6 +84,9 @@ impl TableState {
 #[derive(Clone)]
 pub(crate) struct State {
     pub generation: u64,
+    pub incarnation: u64,
+    pub tag: String,
+    pub watermark: u64,
     pub wal_id: u64,
     pub flushed_lsn: u64,
     /// The lsn the next record must carry.
@@ -110,6 +115,9 @@ impl State {
     pub fn manifest(&self) -> Manifest {
         Manifest {
             generation: self.generation,
+            incarnation: self.incarnation,
+            tag: self.tag.clone(),
+            watermark: self.watermark,
             wal_id: self.wal_id,
             flushed_lsn: self.flushed_lsn,
             next_segment_id: self.next_segment_id,
@@ -178,6 +186,9 @@ impl State {
         }
         let mut st = State {
             generation: m.generation,
+            incarnation: m.incarnation,
+            tag: m.tag,
+            watermark: m.watermark,
             wal_id: m.wal_id,
             flushed_lsn: m.flushed_lsn,
             next_lsn: m.flushed_lsn + 1,
@@ -226,28 +237,50 @@ impl State {
                 });
             }
             WalOp::Insert { table, first_id, rows } => {
-                let symbols = Arc::make_mut(&mut self.symbols);
-                let Some(t) = self.tables.iter_mut().find(|t| t.id == *table) else {
-                    return;
-                };
-                for (k, row) in rows.iter().enumerate() {
-                    let id = first_id + k as u64;
-                    if row.key.len() != t.dim.len() || t.memtable.last_id().is_some_and(|l| id <= l) {
-                        continue;
-                    }
-                    t.memtable.push(mem_row(id, row, symbols));
-                    t.next_row_id = t.next_row_id.max(id + 1);
+                let ids: Vec<u64> = (0..rows.len() as u64).map(|k| first_id + k).collect();
+                self.insert_rows(*table, &ids, rows);
+            }
+            WalOp::Delete { table, ids } => self.delete_rows(*table, ids),
+            WalOp::Batch {
+                deletes,
+                inserts,
+                watermark,
+            } => {
+                for d in deletes {
+                    self.delete_rows(d.table, &d.ids);
+                }
+                for i in inserts {
+                    self.insert_rows(i.table, &i.ids, &i.rows);
+                }
+                if let Some(w) = watermark {
+                    self.watermark = *w;
                 }
             }
-            WalOp::Delete { table, ids } => {
-                let Some(t) = self.tables.iter_mut().find(|t| t.id == *table) else {
-                    return;
-                };
-                let live: Vec<u64> = ids.iter().copied().filter(|id| t.holds(*id)).collect();
-                if !live.is_empty() {
-                    Arc::make_mut(&mut t.tombstones).extend(live);
-                }
+        }
+    }
+
+    fn insert_rows(&mut self, table: u32, ids: &[u64], rows: &[Row]) {
+        let symbols = Arc::make_mut(&mut self.symbols);
+        let Some(t) = self.tables.iter_mut().find(|t| t.id == table) else {
+            return;
+        };
+        for (&id, row) in ids.iter().zip(rows) {
+            // Ids only grow: memtable ids exceed every segment id and each other.
+            if row.key.len() != t.dim.len() || id < t.next_row_id {
+                continue;
             }
+            t.memtable.push(mem_row(id, row, symbols));
+            t.next_row_id = id + 1;
+        }
+    }
+
+    fn delete_rows(&mut self, table: u32, ids: &[u64]) {
+        let Some(t) = self.tables.iter_mut().find(|t| t.id == table) else {
+            return;
+        };
+        let live: Vec<u64> = ids.iter().copied().filter(|id| t.holds(*id)).collect();
+        if !live.is_empty() {
+            Arc::make_mut(&mut t.tombstones).extend(live);
         }
     }
 }

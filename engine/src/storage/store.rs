@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 
+use super::batch::WriteBatch;
 use super::format::sync_dir;
 use super::manifest::{self, Manifest};
 use super::memtable::MemRow;
@@ -50,6 +51,9 @@ pub struct StoreOptions {
     /// Check every segment checksum on open (reads every byte; off by default
     /// so that opening costs the same at any size — see [`Store::verify`]).
     pub verify_checksums: bool,
+    /// A label recorded in a store that [`Store::create`] makes (e.g. which
+    /// source the store is derived from); ignored when opening.
+    pub tag: String,
 }
 
 impl Default for StoreOptions {
@@ -60,6 +64,7 @@ impl Default for StoreOptions {
             memtable_bytes: 64 << 20,
             lock_timeout: Duration::from_secs(10),
             verify_checksums: false,
+            tag: String::new(),
         }
     }
 }
@@ -83,6 +88,15 @@ pub struct TableInfo {
     pub name: String,
     /// Key dimension.
     pub dim: Dim,
+}
+
+/// What [`Store::write`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WriteReport {
+    /// Rows inserted.
+    pub inserted: usize,
+    /// Rows deleted (ids that named no live row are not counted).
+    pub deleted: usize,
 }
 
 /// Counts for one table.
@@ -148,7 +162,21 @@ pub(crate) struct Inner {
 /// ```
 pub struct Store {
     inner: Inner,
-    writer: Option<Writer>,
+    /// The writer role, held for life by a handle opened as [`Mode::Writer`],
+    /// or between [`Store::begin_write`] and [`Store::end_write`] by a reader.
+    writer: RwLock<Option<Arc<Writer>>>,
+    permanent_writer: bool,
+}
+
+/// A random id for a new store: time, process and a per-process random hash
+/// key, so stores recreated at one path are told apart.
+fn new_incarnation(dir: &Path) -> u64 {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    std::time::SystemTime::now().hash(&mut h);
+    std::process::id().hash(&mut h);
+    dir.hash(&mut h);
+    h.finish()
 }
 
 fn check_table_name(name: &str) -> Result<()> {
@@ -178,6 +206,9 @@ impl Store {
             &dir,
             &Manifest {
                 generation: 1,
+                incarnation: new_incarnation(&dir),
+                tag: opts.tag.clone(),
+                watermark: 0,
                 wal_id: 1,
                 flushed_lsn: 0,
                 next_segment_id: 1,
@@ -207,15 +238,7 @@ impl Store {
         match opts.mode {
             Mode::Reader => {
                 let st = State::load(&dir, opts.verify_checksums, &HashMap::new())?;
-                Ok(Store {
-                    inner: Inner {
-                        dir,
-                        opts,
-                        state: RwLock::new(st),
-                        flush_error: Mutex::new(None),
-                    },
-                    writer: None,
-                })
+                Ok(Store::from_parts(dir, opts, st, None))
             }
             Mode::Writer => {
                 let lock = lock::acquire(&dir, opts.lock_timeout, cancelled)?;
@@ -237,15 +260,51 @@ impl Store {
         let st = State::load(&dir, opts.verify_checksums, &HashMap::new())?;
         let wal = WalWriter::reopen(&dir, st.wal_id, st.wal_end, opts.sync)?;
         writer::remove_orphans(&dir, &st)?;
-        Ok(Store {
+        Ok(Store::from_parts(dir, opts, st, Some(Writer::new(lock, wal))))
+    }
+
+    fn from_parts(dir: PathBuf, opts: StoreOptions, st: State, writer: Option<Writer>) -> Store {
+        Store {
             inner: Inner {
                 dir,
                 opts,
                 state: RwLock::new(st),
                 flush_error: Mutex::new(None),
             },
-            writer: Some(Writer::new(lock, wal)),
-        })
+            permanent_writer: writer.is_some(),
+            writer: RwLock::new(writer.map(Arc::new)),
+        }
+    }
+
+    /// Take the writer role on a reader handle: wait for the store's lock (up
+    /// to `timeout`, polling `cancelled`), catch up with everything the
+    /// previous writer logged, and cut off any torn tail it left. Until
+    /// [`Store::end_write`], this handle writes and no other can.
+    pub fn begin_write(&self, timeout: std::time::Duration, cancelled: &dyn Fn() -> bool) -> Result<()> {
+        if self.writer.read().is_some() {
+            return Ok(());
+        }
+        let lock = lock::acquire(&self.inner.dir, timeout, cancelled)?;
+        self.refresh()?;
+        let wal = {
+            let st = self.inner.state.read();
+            WalWriter::reopen(&self.inner.dir, st.wal_id, st.wal_end, self.inner.opts.sync)?
+        };
+        *self.writer.write() = Some(Arc::new(Writer::new(lock, wal)));
+        Ok(())
+    }
+
+    /// Give the writer role back (fsyncing the WAL first); a no-op on a handle
+    /// opened as [`Mode::Writer`].
+    pub fn end_write(&self) -> Result<()> {
+        if self.permanent_writer {
+            return Ok(());
+        }
+        let w = self.writer.write().take();
+        match w {
+            Some(w) => w.exclusive(|wal| wal.sync()),
+            None => Ok(()),
+        }
     }
 
     /// The store's directory.
@@ -255,11 +314,11 @@ impl Store {
 
     /// Whether this handle is the writer.
     pub fn is_writer(&self) -> bool {
-        self.writer.is_some()
+        self.writer.read().is_some()
     }
 
-    fn writer(&self) -> Result<&Writer> {
-        self.writer.as_ref().ok_or(Error::ReadOnly)
+    fn writer(&self) -> Result<Arc<Writer>> {
+        self.writer.read().clone().ok_or(Error::ReadOnly)
     }
 
     /// Bring a reader up to date with the writer: a new manifest means a
@@ -267,14 +326,14 @@ impl Store {
     /// its new records. Called by every read; cheap when nothing changed
     /// (one header read and one `stat`).
     pub fn refresh(&self) -> Result<()> {
-        if self.writer.is_some() {
+        if self.is_writer() {
             return Ok(());
         }
         let dir = &self.inner.dir;
-        let generation = manifest::read_generation(dir)?;
+        let stamp = manifest::read_stamp(dir)?;
         {
             let st = self.inner.state.read();
-            if st.generation == generation {
+            if (st.incarnation, st.generation) == stamp {
                 match std::fs::metadata(wal::wal_path(dir, st.wal_id)) {
                     Ok(m) if m.len() == st.wal_end => return Ok(()),
                     _ => {}
@@ -282,7 +341,7 @@ impl Store {
             }
         }
         let mut st = self.inner.state.write();
-        if st.generation == generation {
+        if (st.incarnation, st.generation) == stamp {
             match st.catch_up(dir) {
                 Ok(_) => return Ok(()),
                 // The WAL was rotated away: a newer manifest exists.
@@ -290,10 +349,12 @@ impl Store {
                 Err(e) => return Err(e),
             }
         }
+        let same_store = st.incarnation == stamp.0;
         let reuse: HashMap<u64, Arc<Segment>> = st
             .tables
             .iter()
             .flat_map(|t| t.segments.iter().map(|s| (s.id, s.clone())))
+            .filter(|_| same_store)
             .collect();
         *st = State::load(dir, self.inner.opts.verify_checksums, &reuse)?;
         Ok(())
@@ -351,6 +412,56 @@ impl Store {
             Outcome::Rows { first, count } => Ok((first..first + count).map(RowId).collect()),
             _ => Err(Error::InvalidArgument("unexpected commit outcome".into())),
         }
+    }
+
+    /// Apply a [`WriteBatch`] atomically: one log record, so after a crash
+    /// either every change in it is there or none is.
+    pub fn write(&self, batch: WriteBatch) -> Result<WriteReport> {
+        let w = self.writer()?;
+        {
+            let st = self.inner.state.read();
+            for (table, rows) in &batch.inserts {
+                let t = st.table(TableId(*table))?;
+                for r in rows.values() {
+                    r.validate(&t.name, t.dim)?;
+                }
+            }
+        }
+        match w.commit(&self.inner, Pending::Batch(batch))? {
+            Outcome::Batch { inserted, deleted } => Ok(WriteReport { inserted, deleted }),
+            _ => Err(Error::InvalidArgument("unexpected commit outcome".into())),
+        }
+    }
+
+    /// The watermark recorded by the last [`WriteBatch`] that set one (0 if
+    /// none did): an application's note of how far the store reflects its
+    /// source, made durable atomically with the changes.
+    pub fn watermark(&self) -> Result<u64> {
+        self.refresh()?;
+        Ok(self.inner.state.read().watermark)
+    }
+
+    /// The label given at creation ([`StoreOptions::tag`]).
+    pub fn tag(&self) -> Result<String> {
+        self.refresh()?;
+        Ok(self.inner.state.read().tag.clone())
+    }
+
+    /// Ids of a table's live rows, in increasing order.
+    pub fn live_ids(&self, table: TableId) -> Result<Vec<RowId>> {
+        self.refresh()?;
+        let st = self.inner.state.read();
+        let t = st.table(table)?;
+        let mut ids: Vec<RowId> = t
+            .segments
+            .iter()
+            .flat_map(|s| s.ids().iter().copied())
+            .chain(t.memtable.iter().map(|r| r.id))
+            .filter(|id| !t.tombstones.contains(id))
+            .map(RowId)
+            .collect();
+        ids.sort_unstable();
+        Ok(ids)
     }
 
     /// Delete a row; returns whether it existed.
@@ -463,7 +574,7 @@ impl Store {
 
 impl Drop for Store {
     fn drop(&mut self) {
-        if let Some(w) = &self.writer {
+        if let Some(w) = self.writer.get_mut() {
             // Best effort: under Batch/Off, make what was written durable.
             let _ = w.exclusive(|wal| wal.sync());
         }

@@ -58,9 +58,42 @@ pub const BATCH_BYTES: u64 = 4 << 20;
 /// One logged change.
 #[derive(Clone, Debug, PartialEq, Archive, Serialize, Deserialize)]
 pub(crate) enum WalOp {
-    CreateTable { table: u32, name: String, dim: u32 },
-    Insert { table: u32, first_id: u64, rows: Vec<Row> },
-    Delete { table: u32, ids: Vec<u64> },
+    CreateTable {
+        table: u32,
+        name: String,
+        dim: u32,
+    },
+    Insert {
+        table: u32,
+        first_id: u64,
+        rows: Vec<Row>,
+    },
+    Delete {
+        table: u32,
+        ids: Vec<u64>,
+    },
+    /// Deletes and inserts applied as one, with caller-chosen row ids, and
+    /// optionally a new watermark: what an application's transaction becomes.
+    Batch {
+        deletes: Vec<BatchDelete>,
+        inserts: Vec<BatchInsert>,
+        watermark: Option<u64>,
+    },
+}
+
+/// Rows of one table inserted by a batch, at the given increasing ids.
+#[derive(Clone, Debug, PartialEq, Archive, Serialize, Deserialize)]
+pub(crate) struct BatchInsert {
+    pub table: u32,
+    pub ids: Vec<u64>,
+    pub rows: Vec<Row>,
+}
+
+/// Rows of one table deleted by a batch.
+#[derive(Clone, Debug, PartialEq, Archive, Serialize, Deserialize)]
+pub(crate) struct BatchDelete {
+    pub table: u32,
+    pub ids: Vec<u64>,
 }
 
 /// A change with its log sequence number.

@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
+use super::batch::WriteBatch;
 use super::format::sync_dir;
 use super::manifest;
 use super::segment::writer::SegmentRow;
@@ -23,7 +24,7 @@ use super::segment::{segment_path, Segment, SegmentWriter};
 use super::state::{State, TableState};
 use super::store::Inner;
 use super::types::{Dim, Row};
-use super::wal::{self, WalOp, WalRecord, WalWriter};
+use super::wal::{self, BatchDelete, BatchInsert, WalOp, WalRecord, WalWriter};
 use crate::error::{Error, Result};
 
 /// A change waiting to be logged.
@@ -31,6 +32,7 @@ pub(crate) enum Pending {
     CreateTable { name: String, dim: Dim },
     Insert { table: u32, rows: Vec<Row> },
     Delete { table: u32, ids: Vec<u64> },
+    Batch(WriteBatch),
 }
 
 /// What a logged change did.
@@ -38,6 +40,7 @@ pub(crate) enum Outcome {
     Table(u32),
     Rows { first: u64, count: u64 },
     Deleted(usize),
+    Batch { inserted: usize, deleted: usize },
 }
 
 #[derive(Default)]
@@ -206,23 +209,76 @@ fn resolve(st: &State, ov: &mut GroupOverlay, change: Pending) -> Result<(Option
             ))
         }
         Pending::Delete { table, ids } => {
-            let t = st.table(super::types::TableId(table))?;
-            let group_first = t.next_row_id;
-            let group_next = ov.next_ids.get(&table).copied().unwrap_or(group_first);
-            let mut live = Vec::new();
-            for id in ids {
-                let exists = t.is_live(id) || (group_first..group_next).contains(&id);
-                if exists && ov.deleted.insert((table, id)) {
-                    live.push(id);
-                }
-            }
+            let live = live_for_delete(st, ov, table, ids)?;
             if live.is_empty() {
                 return Ok((None, Outcome::Deleted(0)));
             }
             let n = live.len();
             Ok((Some(WalOp::Delete { table, ids: live }), Outcome::Deleted(n)))
         }
+        Pending::Batch(b) => {
+            let mut deletes = Vec::new();
+            let mut deleted = 0;
+            for (table, ids) in b.deletes {
+                let ids = live_for_delete(st, ov, table, ids)?;
+                deleted += ids.len();
+                if !ids.is_empty() {
+                    deletes.push(BatchDelete { table, ids });
+                }
+            }
+            let mut inserts = Vec::new();
+            let mut inserted = 0;
+            for (table, rows) in b.inserts {
+                let t = st.table(super::types::TableId(table))?;
+                let next = ov.next_ids.entry(table).or_insert(t.next_row_id);
+                if let Some((&first, _)) = rows.first_key_value() {
+                    if first < *next {
+                        return Err(Error::InvalidArgument(format!(
+                            "row id {first} of table {:?} is not above its highest id so far ({}); ids are never reused",
+                            t.name,
+                            *next - 1
+                        )));
+                    }
+                }
+                if let Some((&last, _)) = rows.last_key_value() {
+                    *next = last + 1;
+                }
+                inserted += rows.len();
+                let (ids, rows): (Vec<u64>, Vec<Row>) = rows.into_iter().unzip();
+                if !ids.is_empty() {
+                    inserts.push(BatchInsert { table, ids, rows });
+                }
+            }
+            let outcome = Outcome::Batch { inserted, deleted };
+            if deletes.is_empty() && inserts.is_empty() && b.watermark.is_none() {
+                return Ok((None, outcome));
+            }
+            Ok((
+                Some(WalOp::Batch {
+                    deletes,
+                    inserts,
+                    watermark: b.watermark,
+                }),
+                outcome,
+            ))
+        }
     }
+}
+
+/// The ids among `ids` that name live rows, counting rows inserted earlier in
+/// the same commit group and not yet deleted by it.
+fn live_for_delete(st: &State, ov: &mut GroupOverlay, table: u32, ids: Vec<u64>) -> Result<Vec<u64>> {
+    let t = st.table(super::types::TableId(table))?;
+    let group_first = t.next_row_id;
+    let group_next = ov.next_ids.get(&table).copied().unwrap_or(group_first);
+    let mut live = Vec::new();
+    for id in ids {
+        let exists = t.is_live(id) || (group_first..group_next).contains(&id);
+        if exists && ov.deleted.insert((table, id)) {
+            live.push(id);
+        }
+    }
+    Ok(live)
 }
 
 fn mem_segment_row(r: &super::memtable::MemRow) -> SegmentRow<'_> {

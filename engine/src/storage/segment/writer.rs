@@ -56,15 +56,8 @@ impl Sink {
     }
 }
 
-const FIXED: [Section; 7] = [
-    Section::Ids,
-    Section::Keys,
-    Section::Norms,
-    Section::Codes,
-    Section::Scales,
-    Section::Positions,
-    Section::Metas,
-];
+/// The fixed-width sections: the first seven, in file order.
+const FIXED: &[Section] = Section::ALL.split_at(7).0;
 
 /// Streams rows into a new segment file under a temporary name.
 pub(crate) struct SegmentWriter {
@@ -115,7 +108,7 @@ impl SegmentWriter {
             .at(&tmp)?;
         let mut offset = directory_end(Section::ALL.len());
         let mut sinks = Vec::with_capacity(FIXED.len());
-        for s in FIXED {
+        for &s in FIXED {
             let len = fixed_len(s, rows, dim as u64)
                 .ok_or_else(|| Error::InvalidArgument(format!("segment of {rows} rows x {dim} dims is too large")))?;
             sinks.push(Sink {
