@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 PGRX_TEST_DIR ?= /tmp/pgrx-test
 
-.PHONY: setup demo test test-engine test-pg test-sql lint fmt bench-storage bench-storage-quick clean-pg
+.PHONY: setup demo test test-engine test-pg test-sql test-pg-integration lint fmt bench-storage bench-storage-quick clean-pg
 
 setup:
 	@bash scripts/setup.sh
@@ -16,7 +16,7 @@ demo: setup
 
 ## The whole suite: formatting and lints, engine and integration tests,
 ## pgrx tests through a real server, and the SQL regression suite.
-test: setup lint test-engine test-pg test-sql
+test: setup lint test-engine test-pg test-sql test-pg-integration
 	@echo "make test: all suites passed"
 
 test-engine:
@@ -29,9 +29,13 @@ test-pg:
 test-sql:
 	bash scripts/sql-suite.sh
 
+## Several connections, SIGKILL and restarts, pg_dump/restore, 8 backends for 30 s.
+test-pg-integration:
+	bash scripts/pg-integration.sh
+
 lint:
 	cargo fmt --all -- --check
-	cargo clippy --workspace --exclude pg_engram --all-targets -- -D warnings
+	cargo clippy --workspace --all-targets -- -D warnings
 
 fmt:
 	cargo fmt --all

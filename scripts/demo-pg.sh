@@ -12,4 +12,5 @@ trap '"$here/pg.sh" stop' EXIT
 "$here/pg.sh" psql -d postgres -c 'CREATE EXTENSION pg_engram;' \
   -c "SELECT extname, extversion, extnamespace::regnamespace AS schema FROM pg_extension WHERE extname = 'pg_engram';" \
   -c 'SELECT engram.version() AS version, engram.format_version() AS format_version;'
+"$here/pg.sh" psql -d postgres -f "$here/../sql/examples/stores.sql"
 echo "== demo cluster stopped"

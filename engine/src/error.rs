@@ -104,6 +104,11 @@ pub enum Error {
     /// An argument is out of its domain.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// An earlier write failed after it may have reached the disk (a failed
+    /// WAL write or fsync, or a manifest publish that failed part-way): its
+    /// outcome is unknown, so this handle refuses further writes.
+    #[error("an earlier write failed ({0}); its outcome is unknown: reopen the store to recover")]
+    WriterFailed(String),
     /// The operation was cancelled by its caller.
     #[error("operation cancelled")]
     Cancelled,

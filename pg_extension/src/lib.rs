@@ -6,7 +6,17 @@
 
 use pgrx::prelude::*;
 
+mod api;
+mod backend;
+mod catalog;
+mod convert;
+mod engine_copy;
+mod errors;
+mod txn;
+
 ::pgrx::pg_module_magic!(name, version);
+
+extension_sql_file!("schema.sql", name = "schema", bootstrap);
 
 /// The extension's version, e.g. `SELECT engram.version();`.
 #[pg_extern(immutable, parallel_safe)]
@@ -26,9 +36,32 @@ extension_sql!(
 COMMENT ON SCHEMA engram IS 'engram: memory that can speak';
 COMMENT ON FUNCTION engram.version() IS 'Version of the pg_engram extension.';
 COMMENT ON FUNCTION engram.format_version() IS 'On-disk format version written by the engram engine.';
+COMMENT ON FUNCTION engram.create_store(text, integer, text, jsonb) IS 'create_store(name, dim, kind => ''rows'', settings => ''{}''): create a store of dim-dimensional keys owned by the current user. Names: 1 to 63 letters, digits, _ or -.';
+COMMENT ON FUNCTION engram.drop_store(text) IS 'drop_store(name): drop a store with its rows and grants (owner only); its engine copy is removed at commit.';
+COMMENT ON FUNCTION engram.insert(text, real[], text, jsonb) IS 'insert(store, key, body => '''', meta => ''{}''): add a row to engram.rows and, at commit, to the engine copy; returns the row id. meta keys: namespace, session, scope, kind, tier, timestamp, order, access_count, authority, confidence, decay_rate, token_count, anchor_density.';
+COMMENT ON FUNCTION engram.delete(text, bigint) IS 'delete(store, id): delete a row from engram.rows and, at commit, from the engine copy; returns whether it existed.';
+COMMENT ON FUNCTION engram.get(text, bigint) IS 'get(store, id): the row as the engine copy holds it (no row if absent).';
+COMMENT ON FUNCTION engram.scan(text) IS 'scan(store): every row of the engine copy in id order, for joins and checks against engram.rows.';
+COMMENT ON FUNCTION engram.stats(text) IS 'stats(store): watermark of the tables and of the engine copy, row, segment and byte counts.';
+COMMENT ON FUNCTION engram.rebuild(text) IS 'rebuild(store): rebuild the engine copy from engram.rows; returns the number of rows.';
+COMMENT ON FUNCTION engram.grant(text, text, text) IS 'grant(store, role, privilege): let role read or write the store (owner only); write implies read.';
+COMMENT ON FUNCTION engram.revoke(text, text, text) IS 'revoke(store, role, privilege): take back a right given by engram.grant (owner only).';
 "#,
     name = "comments",
-    requires = [version, format_version],
+    requires = [
+        version,
+        format_version,
+        api::create_store,
+        api::drop_store,
+        api::insert,
+        api::delete,
+        api::get,
+        api::scan,
+        api::stats,
+        api::rebuild,
+        api::grant,
+        api::revoke
+    ],
     finalize
 );
 

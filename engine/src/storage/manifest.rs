@@ -15,7 +15,7 @@
 //!
 //! Published by [`write`]: temp file, fsync, rename over `MANIFEST`, fsync
 //! the directory. Readers detect a new version by its generation, which they
-//! read from the 40-byte header alone.
+//! read with the incarnation from the 56-byte header alone.
 
 use std::fs::File;
 use std::io::Read;

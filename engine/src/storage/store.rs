@@ -138,6 +138,24 @@ pub(crate) struct Inner {
     pub opts: StoreOptions,
     pub state: RwLock<State>,
     pub flush_error: Mutex<Option<String>>,
+    /// Set when a write failed in a way that leaves its outcome unknown; every
+    /// later write is refused until the store is reopened.
+    pub failed: Mutex<Option<String>>,
+}
+
+impl Inner {
+    /// Refuse further writes on this handle because of `e`, and return it.
+    pub fn fail(&self, e: Error) -> Error {
+        self.failed.lock().get_or_insert_with(|| e.to_string());
+        e
+    }
+
+    pub fn check_not_failed(&self) -> Result<()> {
+        match &*self.failed.lock() {
+            Some(why) => Err(Error::WriterFailed(why.clone())),
+            None => Ok(()),
+        }
+    }
 }
 
 /// A store: one directory of tables. `Store` is `Send + Sync`; share it
@@ -270,6 +288,7 @@ impl Store {
                 opts,
                 state: RwLock::new(st),
                 flush_error: Mutex::new(None),
+                failed: Mutex::new(None),
             },
             permanent_writer: writer.is_some(),
             writer: RwLock::new(writer.map(Arc::new)),
@@ -302,7 +321,7 @@ impl Store {
         }
         let w = self.writer.write().take();
         match w {
-            Some(w) => w.exclusive(|wal| wal.sync()),
+            Some(w) => w.exclusive(&self.inner, |wal| wal.sync()),
             None => Ok(()),
         }
     }
@@ -516,19 +535,21 @@ impl Store {
 
     /// Flush memtables to sealed segments and start a fresh WAL.
     pub fn flush(&self) -> Result<()> {
-        self.writer()?.exclusive(|wal| writer::flush_locked(&self.inner, wal))?;
+        self.writer()?
+            .exclusive(&self.inner, |wal| writer::flush_locked(&self.inner, wal))?;
         *self.inner.flush_error.lock() = None;
         Ok(())
     }
 
     /// Merge each table's segments into one, dropping deleted rows.
     pub fn merge(&self) -> Result<MergeReport> {
-        self.writer()?.exclusive(|_| writer::merge_locked(&self.inner))
+        self.writer()?
+            .exclusive(&self.inner, |_| writer::merge_locked(&self.inner))
     }
 
     /// fsync the WAL now (useful under [`SyncPolicy::Batch`] or `Off`).
     pub fn sync(&self) -> Result<()> {
-        self.writer()?.exclusive(|wal| wal.sync())
+        self.writer()?.exclusive(&self.inner, |wal| wal.sync())
     }
 
     /// Check every segment's checksums (reads the whole store).
@@ -576,7 +597,7 @@ impl Drop for Store {
     fn drop(&mut self) {
         if let Some(w) = self.writer.get_mut() {
             // Best effort: under Batch/Off, make what was written durable.
-            let _ = w.exclusive(|wal| wal.sync());
+            let _ = w.exclusive(&self.inner, |wal| wal.sync());
         }
     }
 }

@@ -284,8 +284,15 @@ impl Row {
         self
     }
 
-    /// Check the row against its table before it is logged.
-    pub(crate) fn validate(&self, table: &str, dim: Dim) -> Result<()> {
+    /// Check the row against a table named `table` of dimension `dim`: the
+    /// key's length, and that every vector and float is finite. Stores do
+    /// this on every write; callers may do it earlier to fail sooner.
+    ///
+    /// ```
+    /// use engram::storage::{Dim, Row};
+    /// assert!(Row::new(vec![1.0, f32::NAN]).validate("t", Dim::new(2).unwrap()).is_err());
+    /// ```
+    pub fn validate(&self, table: &str, dim: Dim) -> Result<()> {
         if self.key.len() != dim.len() {
             return Err(Error::DimensionMismatch {
                 table: table.to_string(),

@@ -42,8 +42,10 @@ pub enum SyncPolicy {
     /// acknowledged is lost even on power failure.
     #[default]
     Always,
-    /// fsync at most every [`BATCH_INTERVAL`] or [`BATCH_BYTES`]: a machine
-    /// crash can lose the last few milliseconds of acknowledged writes.
+    /// fsync when a commit finds [`BATCH_INTERVAL`] elapsed or [`BATCH_BYTES`]
+    /// unsynced since the last fsync; there is no timer, so after a pause the
+    /// last commits stay unsynced until the next commit, flush, `sync()` or
+    /// close. A machine crash can lose those acknowledged writes.
     Batch,
     /// fsync only on flush and close: fastest; a machine crash can lose every
     /// write since the last flush.
@@ -272,16 +274,9 @@ impl WalWriter {
             self.buf.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
             self.buf.extend_from_slice(&payload);
         }
-        if let Err(e) = self.file.write_all(&self.buf) {
-            // A partial write leaves a torn tail; cut it so later records
-            // are not hidden behind it.
-            let _ = self.file.set_len(self.len);
-            let _ = self.file.seek(SeekFrom::Start(self.len));
-            return Err(Error::Io {
-                path: self.path.clone(),
-                source: e,
-            });
-        }
+        // On failure the caller stops writing through this handle: part of
+        // the buffer may be on disk, and a reopen decides what survives.
+        self.file.write_all(&self.buf).at(&self.path)?;
         self.len += self.buf.len() as u64;
         let due = match self.policy {
             SyncPolicy::Always => true,

@@ -69,10 +69,11 @@ fn copy_error(e: &Error) -> Error {
 
 /// Row ids inserted by earlier changes of the group being resolved, and rows
 /// they deleted, so later changes of the same group see them.
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct GroupOverlay {
     next_ids: HashMap<u32, u64>,
     new_tables: Vec<(u32, String)>,
+    inserted: HashSet<(u32, u64)>,
     deleted: HashSet<(u32, u64)>,
 }
 
@@ -87,6 +88,7 @@ impl Writer {
 
     /// Log and apply one change, possibly as part of a group.
     pub fn commit(&self, inner: &Inner, change: Pending) -> Result<Outcome> {
+        inner.check_not_failed()?;
         let ticket = {
             let mut q = self.queue.lock();
             let t = q.next_ticket;
@@ -121,7 +123,8 @@ impl Writer {
     }
 
     /// Run `f` as the only writer (no commit proceeds meanwhile).
-    pub fn exclusive<T>(&self, f: impl FnOnce(&mut WalWriter) -> Result<T>) -> Result<T> {
+    pub fn exclusive<T>(&self, inner: &Inner, f: impl FnOnce(&mut WalWriter) -> Result<T>) -> Result<T> {
+        inner.check_not_failed()?;
         f(&mut self.io.lock())
     }
 }
@@ -134,7 +137,13 @@ fn run_group(inner: &Inner, wal: &mut WalWriter, batch: Vec<(u64, Pending)>) -> 
         let mut lsn = st.next_lsn;
         let mut ov = GroupOverlay::default();
         for (ticket, change) in batch {
-            match resolve(&st, &mut ov, change) {
+            // A change that fails must leave no trace in the group's overlay.
+            let saved = ov.clone();
+            let resolved = resolve(&st, &mut ov, change);
+            if resolved.is_err() {
+                ov = saved;
+            }
+            match resolved {
                 Ok((Some(op), outcome)) => {
                     records.push(WalRecord { lsn, op });
                     lsn += 1;
@@ -145,10 +154,13 @@ fn run_group(inner: &Inner, wal: &mut WalWriter, batch: Vec<(u64, Pending)>) -> 
             }
         }
     }
-    if records.is_empty() {
+    if records.is_empty() || inner.check_not_failed().is_err() {
         return results;
     }
-    match wal.append(&records) {
+    // A failed append may still have put whole records on disk, which a
+    // reader may already have applied and a reopen will replay: the outcome
+    // is unknown, so the handle stops writing (no lsn is ever reused).
+    match wal.append(&records).map_err(|e| inner.fail(e)) {
         Ok(()) => {
             let mut st = inner.state.write();
             for r in &records {
@@ -196,6 +208,7 @@ fn resolve(st: &State, ov: &mut GroupOverlay, change: Pending) -> Result<(Option
             let first = *next;
             let count = rows.len() as u64;
             *next += count;
+            ov.inserted.extend((first..first + count).map(|id| (table, id)));
             if rows.is_empty() {
                 return Ok((None, Outcome::Rows { first, count }));
             }
@@ -245,6 +258,7 @@ fn resolve(st: &State, ov: &mut GroupOverlay, change: Pending) -> Result<(Option
                 }
                 inserted += rows.len();
                 let (ids, rows): (Vec<u64>, Vec<Row>) = rows.into_iter().unzip();
+                ov.inserted.extend(ids.iter().map(|id| (table, *id)));
                 if !ids.is_empty() {
                     inserts.push(BatchInsert { table, ids, rows });
                 }
@@ -269,11 +283,9 @@ fn resolve(st: &State, ov: &mut GroupOverlay, change: Pending) -> Result<(Option
 /// the same commit group and not yet deleted by it.
 fn live_for_delete(st: &State, ov: &mut GroupOverlay, table: u32, ids: Vec<u64>) -> Result<Vec<u64>> {
     let t = st.table(super::types::TableId(table))?;
-    let group_first = t.next_row_id;
-    let group_next = ov.next_ids.get(&table).copied().unwrap_or(group_first);
     let mut live = Vec::new();
     for id in ids {
-        let exists = t.is_live(id) || (group_first..group_next).contains(&id);
+        let exists = t.is_live(id) || ov.inserted.contains(&(table, id));
         if exists && ov.deleted.insert((table, id)) {
             live.push(id);
         }
@@ -300,7 +312,9 @@ fn mem_segment_row(r: &super::memtable::MemRow) -> SegmentRow<'_> {
 /// state but not the new one are removed afterwards (readers that still map
 /// them keep their maps).
 fn publish(inner: &Inner, next: State) -> Result<()> {
-    manifest::write(&inner.dir, &next.manifest())?;
+    // Past the rename the new manifest may be the durable one while memory
+    // still holds the old: stop writing until a reopen settles which.
+    manifest::write(&inner.dir, &next.manifest()).map_err(|e| inner.fail(e))?;
     let old = std::mem::replace(&mut *inner.state.write(), next);
     let st = inner.state.read();
     let live: HashSet<u64> = st.tables.iter().flat_map(|t| t.segments.iter().map(|s| s.id)).collect();

@@ -65,8 +65,13 @@ pub(crate) fn read_row(offsets: &[u64], blocks: &[u64], data: &[u8], i: usize) -
         _ => return Err(err(format!("row {i} past the offsets column"))),
     };
     let total = *offsets.last().unwrap_or(&0);
-    if start > end || end > total {
-        return Err(err(format!("row {i} has offsets {start}..{end} outside 0..{total}")));
+    // The stream cannot be longer than its blocks hold: this bounds every
+    // allocation below by the column's real size.
+    let capacity = (blocks.len().saturating_sub(1) as u64).saturating_mul(BLOCK_SIZE as u64);
+    if start > end || end > total || total > capacity {
+        return Err(err(format!(
+            "row {i} has offsets {start}..{end} outside 0..{total} (capacity {capacity})"
+        )));
     }
     let mut out = Vec::with_capacity((end - start) as usize);
     if start == end {
@@ -126,6 +131,12 @@ mod tests {
         let mut offs = w.offsets.clone();
         offs[10] = u64::MAX;
         assert!(read_row(&offs, &w.blocks, &w.data, 9).is_err());
+        // A huge last offset must not turn into a huge allocation.
+        let mut offs = w.offsets.clone();
+        *offs.last_mut().unwrap() = u64::MAX / 2;
+        let n = offs.len();
+        offs[n - 2] = 0;
+        assert!(read_row(&offs, &w.blocks, &w.data, n - 2).is_err());
         let mut data = w.data.clone();
         for b in data.iter_mut() {
             *b ^= 0x5a;

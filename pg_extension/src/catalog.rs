@@ -1,0 +1,137 @@
+//! Reads and writes of the catalog (`engram.stores`, `engram.grants`).
+
+use pgrx::prelude::*;
+use pgrx::PgSqlErrorCode as Code;
+
+use crate::backend::outer_user;
+use crate::errors::user_error;
+
+/// A store's catalog row, as far as the engine copy depends on it.
+#[derive(Clone, Debug)]
+pub struct StoreRow {
+    pub dim: u32,
+    pub uid: String,
+    pub watermark: u64,
+}
+
+/// The catalog row of `name`, if the store exists (and is visible).
+pub fn find(name: &str) -> Option<StoreRow> {
+    Spi::connect(|c| {
+        let t = c.select(
+            "SELECT dim, uid, watermark FROM engram.stores WHERE name = $1",
+            Some(1),
+            &[name.into()],
+        )?;
+        if t.is_empty() {
+            return Ok::<_, pgrx::spi::Error>(None);
+        }
+        let r = t.first();
+        Ok(Some(StoreRow {
+            dim: r.get::<i32>(1)?.unwrap_or(0) as u32,
+            uid: r.get::<String>(2)?.unwrap_or_default(),
+            watermark: r.get::<i64>(3)?.unwrap_or(0) as u64,
+        }))
+    })
+    .unwrap_or_else(|e| {
+        user_error(
+            Code::ERRCODE_INTERNAL_ERROR,
+            format!("engram: catalog read failed: {e}"),
+        )
+    })
+}
+
+/// The catalog row of `name`, or ERROR 42704.
+pub fn get(name: &str) -> StoreRow {
+    find(name).unwrap_or_else(|| user_error(Code::ERRCODE_UNDEFINED_OBJECT, format!("store {name:?} does not exist")))
+}
+
+/// What a caller needs on a store.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Need {
+    /// Read rows.
+    Read,
+    /// Write rows (implies read).
+    Write,
+}
+
+impl Need {
+    fn word(self) -> &'static str {
+        match self {
+            Need::Read => "read",
+            Need::Write => "write",
+        }
+    }
+}
+
+/// ERROR 42501 unless the calling role has `need` on store `name`.
+pub fn require(name: &str, need: Need) {
+    let ok = Spi::get_one_with_args::<bool>(
+        "SELECT engram.has_privilege($1, $2, $3::regrole)",
+        &[name.into(), need.word().into(), outer_user().into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(false);
+    if !ok {
+        user_error(
+            Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!(
+                "permission denied to {} store {name:?}: ask its owner for engram.grant()",
+                need.word()
+            ),
+        );
+    }
+}
+
+/// ERROR 42501 unless the calling role owns store `name` (or is superuser).
+pub fn require_owner(name: &str) {
+    let ok = Spi::get_one_with_args::<bool>(
+        "SELECT (SELECT rolsuper FROM pg_catalog.pg_roles WHERE oid = $2) \
+                OR pg_catalog.pg_has_role($2, s.owner, 'MEMBER') \
+         FROM engram.stores s WHERE s.name = $1",
+        &[name.into(), outer_user().into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(false);
+    if !ok {
+        user_error(
+            Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("must be the owner of store {name:?}"),
+        );
+    }
+}
+
+/// Lock the store's catalog row until the transaction ends and return its
+/// latest committed watermark. While the lock is held no writer of the store
+/// can commit, and a writer that committed before it has published.
+pub fn lock(name: &str) -> u64 {
+    Spi::get_one_with_args::<i64>(
+        "SELECT watermark FROM engram.stores WHERE name = $1 FOR UPDATE",
+        &[name.into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or_else(|| user_error(Code::ERRCODE_UNDEFINED_OBJECT, format!("store {name:?} does not exist"))) as u64
+}
+
+/// Count one change and allocate `ids` row ids: returns the new watermark and
+/// the first id. The row lock this takes serializes the store's writers, so
+/// watermarks and ids follow commit order.
+pub fn bump(name: &str, ids: i64) -> (u64, u64) {
+    let (w, first) = Spi::get_two_with_args::<i64, i64>(
+        "UPDATE engram.stores SET watermark = watermark + 1, next_id = next_id + $2 \
+         WHERE name = $1 RETURNING watermark, next_id - $2",
+        &[name.into(), ids.into()],
+    )
+    .unwrap_or_else(|e| {
+        user_error(
+            Code::ERRCODE_INTERNAL_ERROR,
+            format!("engram: catalog update failed: {e}"),
+        )
+    });
+    match (w, first) {
+        (Some(w), Some(f)) => (w as u64, f as u64),
+        _ => user_error(Code::ERRCODE_UNDEFINED_OBJECT, format!("store {name:?} does not exist")),
+    }
+}

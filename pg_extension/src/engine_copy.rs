@@ -1,0 +1,280 @@
+//! Each backend's handles on the engine copies of stores, and how a copy is
+//! brought back in step with the truth tables.
+//!
+//! A copy is in step when its watermark equals the catalog's. It falls
+//! behind when a commit's publish did not happen (crash between commit and
+//! publish, or the directory was restored from an older copy); it is ahead
+//! when it reflects commits the database no longer has (restore of the
+//! database alone). Behind is repaired incrementally from the difference of
+//! row ids; ahead, missing, corrupt or foreign copies are rebuilt.
+
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::Duration;
+
+use engram::storage::{Dim, Mode, RowId, Store, StoreOptions, SyncPolicy, TableId, WriteBatch};
+use pgrx::prelude::*;
+use pgrx::JsonB;
+
+use crate::backend::{data_dir, database_oid, interrupt_pending};
+use crate::catalog::{self, Need, StoreRow};
+use crate::convert;
+use crate::errors::OrRaise;
+
+/// The engine table that holds a generic store's rows.
+pub const TABLE: &str = "rows";
+const BATCH: usize = 2000;
+
+/// An open engine copy of one store.
+pub struct Handle {
+    pub store: Store,
+    pub table: TableId,
+    uid: String,
+}
+
+thread_local! {
+    static HANDLES: RefCell<HashMap<String, Rc<Handle>>> = RefCell::new(HashMap::new());
+}
+
+/// `$PGDATA/pg_engram/<database oid>/<name>`: store names are unique per
+/// database, not per cluster. Names are validated at creation (letters,
+/// digits, `_`, `-`), so they cannot leave that directory.
+pub fn dir_of(name: &str) -> PathBuf {
+    data_dir().join("pg_engram").join(database_oid().to_string()).join(name)
+}
+
+/// Forget this backend's handle on `name`.
+pub fn forget(name: &str) {
+    HANDLES.with(|h| h.borrow_mut().remove(name));
+}
+
+/// This backend's cached handle on `name`, if any.
+pub fn cached(name: &str) -> Option<Rc<Handle>> {
+    HANDLES.with(|h| h.borrow().get(name).cloned())
+}
+
+fn options(uid: &str) -> StoreOptions {
+    StoreOptions {
+        mode: Mode::Reader,
+        tag: uid.to_string(),
+        ..StoreOptions::default()
+    }
+}
+
+fn open(name: &str, cat: &StoreRow) -> Option<Rc<Handle>> {
+    let dir = dir_of(name);
+    if !dir.exists() {
+        return None;
+    }
+    let store = match Store::open(&dir, options(&cat.uid)) {
+        Ok(s) => s,
+        Err(e) => {
+            notice!("engram: engine copy of store {name:?} is unusable ({e}); rebuilding it from engram.rows");
+            return None;
+        }
+    };
+    let table = store.table(TABLE).ok()?;
+    let fits = store.tag().ok()? == cat.uid
+        && store
+            .tables()
+            .ok()?
+            .iter()
+            .any(|t| t.id == table && t.dim.get() == cat.dim);
+    fits.then(|| {
+        Rc::new(Handle {
+            store,
+            table,
+            uid: cat.uid.clone(),
+        })
+    })
+}
+
+/// Open store `name` for a caller that needs `need`, bringing its engine copy
+/// in step with the tables first if it is not.
+///
+/// Within a transaction that already changed the store, the copy is used as
+/// it is: it cannot reflect those changes before commit, and repairing it
+/// now would publish them early.
+pub fn attach(name: &str, need: Need) -> Rc<Handle> {
+    let cat = catalog::get(name);
+    catalog::require(name, need);
+    let cached = cached(name).filter(|h| h.uid == cat.uid);
+    if crate::txn::has_pending(name) {
+        if let Some(h) = cached {
+            return h;
+        }
+    }
+    let handle = cached.or_else(|| open(name, &cat));
+    if let Some(h) = &handle {
+        if wait_in_step(h, cat.watermark) {
+            remember(name, h);
+            return h.clone();
+        }
+    }
+    // Out of step: hold the store's row lock so no writer commits meanwhile.
+    let latest = catalog::lock(name);
+    let h = match handle {
+        Some(h) => {
+            let w = h.store.watermark().or_raise();
+            let repaired = w == latest || (w < latest && catch_up(name, &h, latest).is_ok());
+            if repaired {
+                h
+            } else {
+                rebuild(name, &cat, latest)
+            }
+        }
+        None => rebuild(name, &cat, latest),
+    };
+    remember(name, &h);
+    h
+}
+
+fn remember(name: &str, h: &Rc<Handle>) {
+    HANDLES.with(|m| m.borrow_mut().insert(name.to_string(), h.clone()));
+}
+
+/// A writer that committed moments ago publishes right after its commit
+/// becomes visible: give it a brief moment before treating the copy as behind.
+fn wait_in_step(h: &Handle, watermark: u64) -> bool {
+    for _ in 0..100 {
+        match h.store.watermark() {
+            Ok(w) if w == watermark => return true,
+            Ok(w) if w < watermark && !interrupt_pending() => std::thread::sleep(Duration::from_millis(2)),
+            _ => return false,
+        }
+    }
+    false
+}
+
+fn write_locked(store: &Store, f: impl FnOnce(&Store) -> engram::Result<()>) -> engram::Result<()> {
+    store.begin_write(Duration::from_secs(30), &interrupt_pending)?;
+    let r = f(store);
+    let end = store.end_write();
+    r.and(end)
+}
+
+/// Apply the difference between the engine's live ids and the table's ids.
+fn catch_up(name: &str, h: &Handle, latest: u64) -> engram::Result<()> {
+    let engine: BTreeSet<u64> = h.store.live_ids(h.table)?.into_iter().map(|r| r.0).collect();
+    let truth: BTreeSet<u64> = Spi::connect(|c| {
+        let t = c.select("SELECT id FROM engram.rows WHERE store = $1", None, &[name.into()])?;
+        t.map(|r| r.get::<i64>(1).map(|v| v.unwrap_or(0) as u64))
+            .collect::<Result<_, _>>()
+    })
+    .map_err(|e| engram::Error::InvalidArgument(e.to_string()))?;
+    let mut batch = WriteBatch::new();
+    for id in engine.difference(&truth) {
+        batch.delete(h.table, RowId(*id));
+    }
+    let missing: Vec<i64> = truth.difference(&engine).map(|i| *i as i64).collect();
+    load_rows(name, Some(missing), |id, row| {
+        batch.insert(h.table, RowId(id), row);
+    });
+    batch.set_watermark(latest);
+    write_locked(&h.store, |s| s.write(batch).map(|_| ()))?;
+    notice!("engram: caught up the engine copy of store {name:?} to watermark {latest}");
+    Ok(())
+}
+
+/// Stream rows of store `name` (all, or those with the given ids) in id order.
+fn load_rows(name: &str, only: Option<Vec<i64>>, mut each: impl FnMut(u64, engram::storage::Row)) {
+    let (sql, args): (&str, Vec<pgrx::datum::DatumWithOid>) = match &only {
+        None => (
+            "SELECT id, key, body, meta FROM engram.rows WHERE store = $1 ORDER BY id",
+            vec![name.into()],
+        ),
+        Some(ids) => (
+            "SELECT id, key, body, meta FROM engram.rows WHERE store = $1 AND id = ANY($2) ORDER BY id",
+            vec![name.into(), ids.clone().into()],
+        ),
+    };
+    Spi::connect(|c| {
+        let mut cursor = c.open_cursor(sql, &args);
+        loop {
+            let t = cursor.fetch(BATCH as i64)?;
+            if t.is_empty() {
+                break;
+            }
+            for r in t {
+                let id = r.get::<i64>(1)?.unwrap_or(0) as u64;
+                let key = r.get::<Vec<f32>>(2)?.unwrap_or_default();
+                let body = r.get::<String>(3)?.unwrap_or_default();
+                let meta = r.get::<JsonB>(4)?.map(|j| j.0).unwrap_or_default();
+                each(id, convert::row(key, body, &meta));
+            }
+        }
+        Ok::<_, pgrx::spi::Error>(())
+    })
+    .unwrap_or_else(|e| {
+        crate::errors::user_error(
+            pgrx::PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            format!("engram: reading engram.rows failed: {e}"),
+        )
+    });
+}
+
+/// Rebuild the engine copy of `name` from the tables, at watermark `latest`.
+/// Built aside and swapped in, so a failure leaves the old copy in place.
+/// Caller holds the store's row lock.
+pub fn rebuild(name: &str, cat: &StoreRow, latest: u64) -> Rc<Handle> {
+    forget(name);
+    let dir = dir_of(name);
+    let parent = dir.parent().map(PathBuf::from).unwrap_or_default();
+    let fresh = parent.join(format!("{name}.rebuild"));
+    let old = parent.join(format!("{name}.old"));
+    let io = |p: &std::path::Path, e: std::io::Error| engram::Error::Io {
+        path: p.to_path_buf(),
+        source: e,
+    };
+    let _ = std::fs::remove_dir_all(&fresh);
+    let _ = std::fs::remove_dir_all(&old);
+    std::fs::create_dir_all(&parent).map_err(|e| io(&parent, e)).or_raise();
+    let opts = StoreOptions {
+        mode: Mode::Writer,
+        sync: SyncPolicy::Off,
+        tag: cat.uid.clone(),
+        ..StoreOptions::default()
+    };
+    let rows = {
+        let store = Store::create(&fresh, opts).or_raise();
+        let table = store.create_table(TABLE, Dim::new(cat.dim).or_raise()).or_raise();
+        let mut batch = WriteBatch::new();
+        let mut pending = 0usize;
+        let mut total = 0u64;
+        load_rows(name, None, |id, row| {
+            batch.insert(table, RowId(id), row);
+            pending += 1;
+            total += 1;
+            if pending == BATCH {
+                store.write(std::mem::take(&mut batch)).or_raise();
+                pending = 0;
+            }
+        });
+        batch.set_watermark(latest);
+        store.write(batch).or_raise();
+        store.flush().or_raise();
+        store.sync().or_raise();
+        total
+    };
+    if dir.exists() {
+        std::fs::rename(&dir, &old).map_err(|e| io(&dir, e)).or_raise();
+    }
+    std::fs::rename(&fresh, &dir).map_err(|e| io(&dir, e)).or_raise();
+    if let Ok(d) = std::fs::File::open(&parent) {
+        let _ = d.sync_all();
+    }
+    let _ = std::fs::remove_dir_all(&old);
+    if rows > 0 || latest > 0 {
+        notice!("engram: rebuilt the engine copy of store {name:?} from engram.rows ({rows} rows, watermark {latest})");
+    }
+    let h = open(name, cat).unwrap_or_else(|| {
+        crate::errors::user_error(
+            pgrx::PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            format!("engram: rebuilt copy of store {name:?} does not open"),
+        )
+    });
+    remember(name, &h);
+    h
+}

@@ -1,0 +1,83 @@
+-- engram catalog and truth tables. What users write lives here, in ordinary
+-- WAL-logged tables (replicated, dumped by pg_dump, governed by MVCC and
+-- privileges). Engine directories under $PGDATA/pg_engram/<store> hold only
+-- what can be derived from these rows, and are rebuilt from them on demand.
+
+CREATE TABLE engram.stores (
+    name      text        PRIMARY KEY,
+    owner     regrole     NOT NULL,
+    kind      text        NOT NULL DEFAULT 'rows',
+    dim       integer     NOT NULL,
+    settings  jsonb       NOT NULL DEFAULT '{}',
+    created   timestamptz NOT NULL DEFAULT now(),
+    uid       text        NOT NULL,
+    watermark bigint      NOT NULL DEFAULT 0,
+    next_id   bigint      NOT NULL DEFAULT 0,
+    CONSTRAINT store_name_is_valid CHECK (name ~ '^[A-Za-z0-9_-]{1,63}$'),
+    CONSTRAINT store_dim_is_valid CHECK (dim BETWEEN 1 AND 65536),
+    CONSTRAINT store_kind_is_valid CHECK (kind IN ('rows'))
+);
+COMMENT ON TABLE engram.stores IS 'One row per store: its owner, kind, key dimension, settings, and watermark (the number of committed changes; each engine copy records the watermark it reflects).';
+
+CREATE TABLE engram.grants (
+    store     text    NOT NULL REFERENCES engram.stores (name) ON DELETE CASCADE,
+    grantee   regrole NOT NULL,
+    privilege text    NOT NULL CHECK (privilege IN ('read', 'write')),
+    PRIMARY KEY (store, grantee, privilege)
+);
+COMMENT ON TABLE engram.grants IS 'Rights on stores granted by their owners with engram.grant(); write implies read.';
+
+CREATE TABLE engram.rows (
+    store text   NOT NULL REFERENCES engram.stores (name) ON DELETE CASCADE,
+    id    bigint NOT NULL,
+    key   real[] NOT NULL,
+    body  text   NOT NULL DEFAULT '',
+    meta  jsonb  NOT NULL DEFAULT '{}',
+    PRIMARY KEY (store, id)
+);
+COMMENT ON TABLE engram.rows IS 'The truth of generic stores: every row written with engram.insert(). Read it with plain SQL and join it; write it through engram.insert() and engram.delete().';
+
+-- pg_dump includes the contents of extension tables only when asked to.
+SELECT pg_catalog.pg_extension_config_dump('engram.stores', '');
+SELECT pg_catalog.pg_extension_config_dump('engram.grants', '');
+SELECT pg_catalog.pg_extension_config_dump('engram.rows', '');
+
+CREATE FUNCTION engram.has_privilege(store text, privilege text, role regrole DEFAULT current_user::regrole)
+RETURNS boolean LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT EXISTS (
+        SELECT 1 FROM engram.stores s
+        WHERE s.name = $1
+          AND ((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = $3)
+               OR pg_catalog.pg_has_role($3, s.owner, 'MEMBER')
+               OR EXISTS (SELECT 1 FROM engram.grants g
+                          WHERE g.store = s.name
+                            AND pg_catalog.pg_has_role($3, g.grantee, 'MEMBER')
+                            AND (g.privilege = 'write' OR g.privilege = $2))))
+$$;
+COMMENT ON FUNCTION engram.has_privilege(text, text, regrole) IS 'Whether role (default: the current user) may read or write the store: superusers, members of the owner role, and grantees.';
+
+-- Truth tables are readable only where the store is; they are written only
+-- through engram's functions, which check rights and keep the engine in step.
+ALTER TABLE engram.stores ENABLE ROW LEVEL SECURITY;
+ALTER TABLE engram.grants ENABLE ROW LEVEL SECURITY;
+ALTER TABLE engram.rows ENABLE ROW LEVEL SECURITY;
+CREATE POLICY stores_visible ON engram.stores FOR SELECT USING (engram.has_privilege(name, 'read'));
+CREATE POLICY grants_visible ON engram.grants FOR SELECT USING (engram.has_privilege(store, 'read'));
+CREATE POLICY rows_visible ON engram.rows FOR SELECT USING (engram.has_privilege(store, 'read'));
+REVOKE ALL ON engram.stores, engram.grants, engram.rows FROM PUBLIC;
+GRANT SELECT ON engram.stores, engram.grants, engram.rows TO PUBLIC;
+GRANT USAGE ON SCHEMA engram TO PUBLIC;
+
+CREATE FUNCTION engram.list_stores()
+RETURNS TABLE (name text, owner regrole, kind text, dim integer, settings jsonb, created timestamptz, watermark bigint)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT s.name, s.owner, s.kind, s.dim, s.settings, s.created, s.watermark
+    FROM engram.stores s
+    WHERE engram.has_privilege(s.name, 'read')
+    ORDER BY s.name
+$$;
+COMMENT ON FUNCTION engram.list_stores() IS 'The stores the current user may read.';

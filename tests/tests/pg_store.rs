@@ -1,0 +1,450 @@
+//! The PostgreSQL store model through a real server, with several
+//! connections. Needs a running cluster with pg_engram installed; run by
+//! `make test-pg-integration` (scripts/pg-integration.sh), which sets
+//! ENGRAM_PG_DIR / ENGRAM_PG_PORT and passes `--ignored`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use postgres::{Client, NoTls};
+use rand::{Rng, SeedableRng};
+
+struct Cluster {
+    dir: PathBuf,
+    port: u16,
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+impl Cluster {
+    fn main() -> Cluster {
+        Cluster {
+            dir: std::env::var("ENGRAM_PG_DIR")
+                .expect("ENGRAM_PG_DIR: run through make test-pg-integration")
+                .into(),
+            port: std::env::var("ENGRAM_PG_PORT")
+                .expect("ENGRAM_PG_PORT")
+                .parse()
+                .unwrap(),
+        }
+    }
+
+    fn pg(&self, verb: &str) {
+        let ok = Command::new("bash")
+            .arg(root().join("scripts/pg.sh"))
+            .arg(verb)
+            .env("ENGRAM_PG_DIR", &self.dir)
+            .env("ENGRAM_PG_PORT", self.port.to_string())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "pg.sh {verb} failed");
+    }
+
+    fn connect(&self, db: &str) -> Client {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            match postgres::Config::new()
+                .host_path(&self.dir)
+                .port(self.port)
+                .user("postgres")
+                .dbname(db)
+                .connect(NoTls)
+            {
+                Ok(c) => return c,
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(e) => panic!("cannot connect to {db}: {e}"),
+            }
+        }
+    }
+
+    /// A fresh database with the extension.
+    fn database(&self, db: &str) -> Client {
+        let mut admin = self.connect("postgres");
+        admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+            .unwrap();
+        admin.batch_execute(&format!("CREATE DATABASE {db}")).unwrap();
+        let mut c = self.connect(db);
+        c.batch_execute("CREATE EXTENSION pg_engram").unwrap();
+        c
+    }
+
+    fn engine_dir(&self, c: &mut Client, store: &str) -> PathBuf {
+        let oid: u32 = c
+            .query_one("SELECT oid FROM pg_database WHERE datname = current_database()", &[])
+            .unwrap()
+            .get(0);
+        self.dir.join("data/pg_engram").join(oid.to_string()).join(store)
+    }
+}
+
+/// Rows as the engine copy answers them.
+fn engine_rows(c: &mut Client, store: &str) -> Vec<(i64, Vec<f32>, String, String)> {
+    c.query("SELECT id, key, body, meta::text FROM engram.scan($1)", &[&store])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect()
+}
+
+/// Rows as the truth table holds them.
+fn table_rows(c: &mut Client, store: &str) -> Vec<(i64, Vec<f32>, String, String)> {
+    c.query(
+        "SELECT id, key, body, meta::text FROM engram.rows WHERE store = $1 ORDER BY id",
+        &[&store],
+    )
+    .unwrap()
+    .iter()
+    .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+    .collect()
+}
+
+fn assert_in_step(c: &mut Client, store: &str) {
+    let truth = table_rows(c, store);
+    assert_eq!(
+        engine_rows(c, store),
+        truth,
+        "engine copy of {store} differs from engram.rows"
+    );
+    let in_step: bool = c
+        .query_one(
+            "SELECT s->'watermark' = s->'engine_watermark' FROM engram.stats($1) s",
+            &[&store],
+        )
+        .unwrap()
+        .get(0);
+    assert!(in_step, "watermarks differ for {store}");
+}
+
+fn insert(c: &mut Client, store: &str, i: i64) -> i64 {
+    let key = vec![i as f32, 1.0, -(i as f32)];
+    c.query_one(
+        "SELECT engram.insert($1, $2, $3, jsonb_build_object('namespace', 'n' || ($4::bigint % 3)))",
+        &[&store, &key, &format!("row {i}"), &i],
+    )
+    .unwrap()
+    .get(0)
+}
+
+fn ids(c: &mut Client, store: &str) -> Vec<i64> {
+    engine_rows(c, store).into_iter().map(|r| r.0).collect()
+}
+
+#[test]
+#[ignore = "needs a running cluster: make test-pg-integration"]
+fn commit_rollback_and_savepoints_across_two_connections() {
+    let pg = Cluster::main();
+    let mut a = pg.database("engram_it_vis");
+    let mut b = pg.connect("engram_it_vis");
+    a.batch_execute("SELECT engram.create_store('s', 3)").unwrap();
+    insert(&mut a, "s", 0);
+    assert_eq!(ids(&mut b, "s"), vec![0]);
+
+    // Uncommitted work is invisible to the other connection; commit shows it.
+    a.batch_execute("BEGIN").unwrap();
+    insert(&mut a, "s", 1);
+    assert_eq!(ids(&mut b, "s"), vec![0]);
+    a.batch_execute("COMMIT").unwrap();
+    assert_eq!(ids(&mut b, "s"), vec![0, 1]);
+
+    // Rollback leaves no trace.
+    a.batch_execute("BEGIN").unwrap();
+    insert(&mut a, "s", 2);
+    a.query_one("SELECT engram.delete('s', 0)", &[]).unwrap();
+    a.batch_execute("ROLLBACK").unwrap();
+    assert_eq!(ids(&mut b, "s"), vec![0, 1]);
+
+    // Savepoints: only what survives reaches the engine, at commit.
+    a.batch_execute("BEGIN").unwrap();
+    let kept = insert(&mut a, "s", 3);
+    a.batch_execute("SAVEPOINT x").unwrap();
+    insert(&mut a, "s", 4);
+    a.query_one("SELECT engram.delete('s', 1)", &[]).unwrap();
+    a.batch_execute("ROLLBACK TO SAVEPOINT x").unwrap();
+    a.query_one("SELECT engram.delete('s', 0)", &[]).unwrap();
+    assert_eq!(ids(&mut b, "s"), vec![0, 1]);
+    a.batch_execute("COMMIT").unwrap();
+    assert_eq!(ids(&mut b, "s"), vec![1, kept]);
+    assert_in_step(&mut b, "s");
+
+    // A writer waiting for another honours lock_timeout.
+    a.batch_execute("BEGIN").unwrap();
+    insert(&mut a, "s", 5);
+    b.batch_execute("SET lock_timeout = '200ms'").unwrap();
+    let err = b.query_one("SELECT engram.insert('s', '{1,1,1}')", &[]).unwrap_err();
+    assert_eq!(err.code().map(|c| c.code()), Some("55P03"), "{err}");
+    // ...and readers are not blocked meanwhile.
+    assert_eq!(ids(&mut b, "s"), vec![1, kept]);
+    a.batch_execute("COMMIT").unwrap();
+    assert_in_step(&mut b, "s");
+}
+
+#[test]
+#[ignore = "needs a running cluster: make test-pg-integration"]
+fn backend_killed_mid_transaction_then_server_restarted() {
+    let pg = Cluster::main();
+    let mut a = pg.database("engram_it_kill");
+    a.batch_execute("SELECT engram.create_store('k', 3)").unwrap();
+    for i in 0..20 {
+        insert(&mut a, "k", i);
+    }
+    a.batch_execute("BEGIN").unwrap();
+    for i in 20..30 {
+        insert(&mut a, "k", i);
+    }
+    a.query_one("SELECT engram.delete('k', 3)", &[]).unwrap();
+    let pid: i32 = a.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
+    assert!(Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap()
+        .success());
+    drop(a);
+    // The postmaster resets every backend after a SIGKILL; then a clean restart.
+    let mut c = pg.connect("engram_it_kill");
+    assert_in_step(&mut c, "k");
+    assert_eq!(ids(&mut c, "k"), (0..20).collect::<Vec<_>>());
+    drop(c);
+    pg.pg("stop");
+    pg.pg("start");
+    let mut c = pg.connect("engram_it_kill");
+    assert_in_step(&mut c, "k");
+    assert_eq!(insert(&mut c, "k", 99), 20, "ids of the killed transaction are reused");
+    assert_in_step(&mut c, "k");
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    let _ = std::fs::remove_dir_all(to);
+    assert!(Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap()
+        .success());
+}
+
+#[test]
+#[ignore = "needs a running cluster: make test-pg-integration"]
+fn engine_copy_deleted_behind_or_ahead_is_repaired_on_next_use() {
+    let pg = Cluster::main();
+    let mut c = pg.database("engram_it_repair");
+    c.batch_execute("SELECT engram.create_store('r', 3)").unwrap();
+    for i in 0..50 {
+        insert(&mut c, "r", i);
+    }
+    let dir = pg.engine_dir(&mut c, "r");
+
+    // Committed but not published: the publish fails (the server may not
+    // write the WAL), the commit stands, and the next use catches up.
+    let wal = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("wal-"))
+        .unwrap();
+    let chmod = |mode: &str| assert!(Command::new("chmod").arg(mode).arg(&wal).status().unwrap().success());
+    chmod("0444");
+    let unpublished = insert(&mut c, "r", 500);
+    // Read the engine copy directly, as an embedded reader in this process.
+    let copy = engram::storage::Store::open(&dir, engram::storage::StoreOptions::reader()).unwrap();
+    let committed: i64 = c
+        .query_one("SELECT watermark FROM engram.stores WHERE name = 'r'", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        copy.watermark().unwrap() + 1,
+        committed as u64,
+        "the failed publish should leave the copy one behind"
+    );
+    drop(copy);
+    chmod("0644");
+    let mut other = pg.connect("engram_it_repair");
+    assert!(
+        ids(&mut other, "r").contains(&unpublished),
+        "the committed row was not caught up"
+    );
+    assert_in_step(&mut other, "r");
+    drop(other);
+    c.query_one("SELECT engram.delete('r', $1)", &[&unpublished]).unwrap();
+
+    let older = std::env::temp_dir().join("engram-it-older-copy");
+    copy_dir(&dir, &older);
+    for i in 50..80 {
+        insert(&mut c, "r", i);
+    }
+    for id in [2i64, 51, 60] {
+        c.query_one("SELECT engram.delete('r', $1)", &[&id]).unwrap();
+    }
+    let want = table_rows(&mut c, "r");
+    let newer = std::env::temp_dir().join("engram-it-newer-copy");
+    drop(c);
+
+    // Behind: an older copy put back while the server is down.
+    pg.pg("stop");
+    copy_dir(&dir, &newer);
+    copy_dir(&older, &dir);
+    pg.pg("start");
+    let mut c = pg.connect("engram_it_repair");
+    assert_eq!(engine_rows(&mut c, "r"), want);
+    assert_in_step(&mut c, "r");
+    drop(c);
+
+    // Missing: deleted while the server is down.
+    pg.pg("stop");
+    std::fs::remove_dir_all(&dir).unwrap();
+    pg.pg("start");
+    let mut c = pg.connect("engram_it_repair");
+    assert_eq!(engine_rows(&mut c, "r"), want);
+    assert_in_step(&mut c, "r");
+
+    // Ahead: the copy reflects changes the tables no longer have (here: rows
+    // removed from the truth table behind the engine's back, as a restore of
+    // the database alone would).
+    c.batch_execute(
+        "SET session_replication_role = replica; \
+         DELETE FROM engram.rows WHERE store = 'r' AND id >= 70; \
+         UPDATE engram.stores SET watermark = watermark - 1 WHERE name = 'r'",
+    )
+    .unwrap();
+    drop(c);
+    pg.pg("stop");
+    pg.pg("start");
+    let mut c = pg.connect("engram_it_repair");
+    let want: Vec<_> = want.into_iter().filter(|r| r.0 < 70).collect();
+    assert_eq!(engine_rows(&mut c, "r"), want);
+    assert_in_step(&mut c, "r");
+    let _ = std::fs::remove_dir_all(&older);
+    let _ = std::fs::remove_dir_all(&newer);
+}
+
+#[test]
+#[ignore = "needs a running cluster: make test-pg-integration"]
+fn pg_dump_and_restore_into_a_fresh_cluster() {
+    let pg = Cluster::main();
+    let mut c = pg.database("engram_it_dump");
+    c.batch_execute("SELECT engram.create_store('d', 3); SELECT engram.create_store('e', 3)")
+        .unwrap();
+    for i in 0..40 {
+        insert(&mut c, if i % 2 == 0 { "d" } else { "e" }, i);
+    }
+    c.query_one("SELECT engram.delete('d', 4)", &[]).unwrap();
+    let want_d = engine_rows(&mut c, "d");
+    let want_e = engine_rows(&mut c, "e");
+    let dump = std::env::temp_dir().join("engram-it.dump");
+    let ok = Command::new("/usr/lib/postgresql/15/bin/pg_dump")
+        .args(["-Fc", "-h"])
+        .arg(&pg.dir)
+        .args(["-p", &pg.port.to_string(), "-U", "postgres", "-f"])
+        .arg(&dump)
+        .arg("engram_it_dump")
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "pg_dump failed");
+
+    let fresh = Cluster {
+        dir: PathBuf::from(format!("{}-restore", pg.dir.display())),
+        port: pg.port + 1,
+    };
+    fresh.pg("destroy");
+    fresh.pg("start");
+    let mut admin = fresh.connect("postgres");
+    admin.batch_execute("CREATE DATABASE engram_it_dump").unwrap();
+    let ok = Command::new("/usr/lib/postgresql/15/bin/pg_restore")
+        .args(["--exit-on-error", "-h"])
+        .arg(&fresh.dir)
+        .args(["-p", &fresh.port.to_string(), "-U", "postgres", "-d", "engram_it_dump"])
+        .arg(&dump)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "pg_restore failed");
+    let mut r = fresh.connect("engram_it_dump");
+    assert_eq!(engine_rows(&mut r, "d"), want_d);
+    assert_eq!(engine_rows(&mut r, "e"), want_e);
+    assert_in_step(&mut r, "d");
+    // New writes continue after the restored ids.
+    let next = insert(&mut r, "d", 1000);
+    assert_eq!(next, 20, "store d held ids 0..20");
+    assert_in_step(&mut r, "d");
+    drop(r);
+    drop(admin);
+    fresh.pg("destroy");
+}
+
+#[test]
+#[ignore = "needs a running cluster: make test-pg-integration"]
+fn eight_backends_write_and_read_at_once() {
+    let pg = Cluster::main();
+    let mut c = pg.database("engram_it_many");
+    c.batch_execute("SELECT engram.create_store('m1', 3); SELECT engram.create_store('m2', 3)")
+        .unwrap();
+    let secs: u64 = std::env::var("ENGRAM_CONCURRENCY_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30);
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let counts: Vec<(u64, u64)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8u64)
+            .map(|w| {
+                let pg = &pg;
+                s.spawn(move || {
+                    let mut rng = rand::rngs::StdRng::seed_from_u64(w);
+                    let mut c = pg.connect("engram_it_many");
+                    c.batch_execute("SET lock_timeout = '5s'").unwrap();
+                    let (mut ops, mut timeouts) = (0u64, 0u64);
+                    while Instant::now() < deadline {
+                        let store = if rng.gen_bool(0.5) { "m1" } else { "m2" };
+                        let r = match rng.gen_range(0..10) {
+                            0..=4 => c
+                                .query_one(
+                                    "SELECT engram.insert($1, ARRAY[$2::real, 0, 1])",
+                                    &[&store, &(w as f32)],
+                                )
+                                .map(|_| ()),
+                            5 => c
+                                .query_one("SELECT engram.delete($1, $2)", &[&store, &rng.gen_range(0i64..400)])
+                                .map(|_| ()),
+                            6 => c
+                                .batch_execute(&format!(
+                                    "BEGIN; SELECT engram.insert('{store}', '{{1,2,3}}'); \
+                                     SELECT engram.insert('{store}', '{{3,2,1}}'); {}",
+                                    if rng.gen_bool(0.5) { "COMMIT" } else { "ROLLBACK" }
+                                ))
+                                .map(|_| ()),
+                            7 => c
+                                .query("SELECT * FROM engram.get($1, $2)", &[&store, &rng.gen_range(0i64..400)])
+                                .map(|_| ()),
+                            _ => c.query("SELECT count(*) FROM engram.scan($1)", &[&store]).map(|_| ()),
+                        };
+                        match r {
+                            Ok(()) => ops += 1,
+                            Err(e) if e.code().map(|c| c.code()) == Some("55P03") => {
+                                timeouts += 1;
+                                let _ = c.batch_execute("ROLLBACK");
+                            }
+                            Err(e) => panic!("backend {w}: {e}"),
+                        }
+                    }
+                    (ops, timeouts)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let ops: u64 = counts.iter().map(|c| c.0).sum();
+    println!(
+        "8 backends, {secs} s: {ops} operations, {} lock timeouts",
+        counts.iter().map(|c| c.1).sum::<u64>()
+    );
+    assert!(ops > 100);
+    assert_in_step(&mut c, "m1");
+    assert_in_step(&mut c, "m2");
+}
