@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 PGRX_TEST_DIR ?= /tmp/pgrx-test
 
-.PHONY: setup demo test test-engine test-pg test-sql test-pg-integration lint fmt bench-storage bench-storage-quick clean-pg
+.PHONY: setup demo test test-engine test-pg test-sql test-pg-integration lint fmt bench-storage bench-storage-quick bench-kernels clean-pg
 
 setup:
 	@bash scripts/setup.sh
@@ -43,6 +43,9 @@ fmt:
 ## Benchmarks write target/bench/<name>.json.
 bench-storage:
 	cargo run --release -q -p engram-benches --bin bench_storage -- 1000000
+
+bench-kernels:
+	cargo run --release -q -p engram-benches --bin bench_kernels
 
 bench-storage-quick:
 	cargo run --release -q -p engram-benches --bin bench_storage -- 50000

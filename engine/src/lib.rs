@@ -7,7 +7,8 @@
 //! `pg_engram` only adapts it. The layers, bottom up:
 //!
 //! - [`kernels`]: distance kernels and int8 quantization;
-//! - [`storage`]: stores, tables, WAL, memtable, segments, manifest, merge.
+//! - [`storage`]: stores, tables, WAL, memtable, segments, manifest, merge;
+//! - [`index`]: nearest-neighbour search over a table's keys.
 //!
 //! ```
 //! use engram::storage::{Store, StoreOptions, Row, Dim};
@@ -26,6 +27,7 @@ compile_error!(
 );
 
 pub mod error;
+pub mod index;
 pub mod kernels;
 pub mod storage;
 

@@ -235,30 +235,40 @@ fn rebuild(store: &str) -> i64 {
     h.store.live_ids(h.table).or_raise().len() as i64
 }
 
+/// Change a grant of store `store` (owner only), running `sql` with
+/// `(store, role, privilege)`.
+fn change_grant(store: &str, role: &str, privilege: &str, sql: &str) {
+    check_privilege_word(privilege);
+    catalog::get(store);
+    catalog::require_owner(store);
+    Spi::run_with_args(sql, &[store.into(), role.into(), privilege.into()]).unwrap_or_else(|e| {
+        user_error(
+            Code::ERRCODE_INTERNAL_ERROR,
+            format!("engram: changing a grant failed: {e}"),
+        )
+    });
+}
+
 /// Give `role` the right to read or write a store (owner only).
 #[pg_extern(security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn grant(store: &str, role: &str, privilege: &str) {
-    check_privilege_word(privilege);
-    catalog::get(store);
-    catalog::require_owner(store);
-    Spi::run_with_args(
+    change_grant(
+        store,
+        role,
+        privilege,
         "INSERT INTO engram.grants (store, grantee, privilege) VALUES ($1, $2::regrole, $3) ON CONFLICT DO NOTHING",
-        &[store.into(), role.into(), privilege.into()],
-    )
-    .unwrap_or_else(|e| user_error(Code::ERRCODE_INTERNAL_ERROR, format!("engram: grant failed: {e}")));
+    );
 }
 
 /// Take back a right given by [`grant`] (owner only).
 #[pg_extern(security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn revoke(store: &str, role: &str, privilege: &str) {
-    check_privilege_word(privilege);
-    catalog::get(store);
-    catalog::require_owner(store);
-    Spi::run_with_args(
+    change_grant(
+        store,
+        role,
+        privilege,
         "DELETE FROM engram.grants WHERE store = $1 AND grantee = $2::regrole AND privilege = $3",
-        &[store.into(), role.into(), privilege.into()],
-    )
-    .unwrap_or_else(|e| user_error(Code::ERRCODE_INTERNAL_ERROR, format!("engram: revoke failed: {e}")));
+    );
 }

@@ -41,3 +41,11 @@ pub fn database_oid() -> u32 {
     // runs, and never changes for the life of the backend.
     unsafe { pg_sys::MyDatabaseId }.to_u32()
 }
+
+/// Whether the transaction reads from one snapshot taken at its start
+/// (REPEATABLE READ or SERIALIZABLE) rather than a fresh one per statement.
+pub fn uses_transaction_snapshot() -> bool {
+    // SAFETY: XactIsoLevel is a plain int set at transaction start; this is
+    // the IsolationUsesXactSnapshot() macro.
+    unsafe { pg_sys::XactIsoLevel >= pg_sys::XACT_REPEATABLE_READ as i32 }
+}

@@ -63,43 +63,42 @@ impl Need {
     }
 }
 
+/// ERROR 42501 with `denied` unless `sql`, given the store name and the
+/// calling role, answers true.
+fn check(name: &str, sql: &str, extra: Option<&str>, denied: String) {
+    let role = outer_user();
+    let ok = match extra {
+        Some(x) => Spi::get_one_with_args::<bool>(sql, &[name.into(), role.into(), x.into()]),
+        None => Spi::get_one_with_args::<bool>(sql, &[name.into(), role.into()]),
+    };
+    if !ok.ok().flatten().unwrap_or(false) {
+        user_error(Code::ERRCODE_INSUFFICIENT_PRIVILEGE, denied);
+    }
+}
+
 /// ERROR 42501 unless the calling role has `need` on store `name`.
 pub fn require(name: &str, need: Need) {
-    let ok = Spi::get_one_with_args::<bool>(
-        "SELECT engram.has_privilege($1, $2, $3::regrole)",
-        &[name.into(), need.word().into(), outer_user().into()],
-    )
-    .ok()
-    .flatten()
-    .unwrap_or(false);
-    if !ok {
-        user_error(
-            Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            format!(
-                "permission denied to {} store {name:?}: ask its owner for engram.grant()",
-                need.word()
-            ),
-        );
-    }
+    check(
+        name,
+        "SELECT engram.has_privilege($1, $3, $2::regrole)",
+        Some(need.word()),
+        format!(
+            "permission denied to {} store {name:?}: ask its owner for engram.grant()",
+            need.word()
+        ),
+    );
 }
 
 /// ERROR 42501 unless the calling role owns store `name` (or is superuser).
 pub fn require_owner(name: &str) {
-    let ok = Spi::get_one_with_args::<bool>(
+    check(
+        name,
         "SELECT (SELECT rolsuper FROM pg_catalog.pg_roles WHERE oid = $2) \
                 OR pg_catalog.pg_has_role($2, s.owner, 'MEMBER') \
          FROM engram.stores s WHERE s.name = $1",
-        &[name.into(), outer_user().into()],
-    )
-    .ok()
-    .flatten()
-    .unwrap_or(false);
-    if !ok {
-        user_error(
-            Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            format!("must be the owner of store {name:?}"),
-        );
-    }
+        None,
+        format!("must be the owner of store {name:?}"),
+    );
 }
 
 /// Lock the store's catalog row until the transaction ends and return its

@@ -18,7 +18,7 @@ use engram::storage::{Dim, Mode, RowId, Store, StoreOptions, SyncPolicy, TableId
 use pgrx::prelude::*;
 use pgrx::JsonB;
 
-use crate::backend::{data_dir, database_oid, interrupt_pending};
+use crate::backend::{data_dir, database_oid, interrupt_pending, uses_transaction_snapshot};
 use crate::catalog::{self, Need, StoreRow};
 use crate::convert;
 use crate::errors::OrRaise;
@@ -108,9 +108,18 @@ pub fn attach(name: &str, need: Need) -> Rc<Handle> {
     }
     let handle = cached.or_else(|| open(name, &cat));
     if let Some(h) = &handle {
-        if wait_in_step(h, cat.watermark) {
-            remember(name, h);
-            return h.clone();
+        match wait_in_step(h, cat.watermark) {
+            Step::Level => {
+                remember(name, h);
+                return h.clone();
+            }
+            // A snapshot taken at transaction start may predate commits the
+            // copy already holds: "ahead" is only judged from a fresh read.
+            Step::Ahead if uses_transaction_snapshot() => {
+                remember(name, h);
+                return h.clone();
+            }
+            _ => {}
         }
     }
     // Out of step: hold the store's row lock so no writer commits meanwhile.
@@ -135,17 +144,27 @@ fn remember(name: &str, h: &Rc<Handle>) {
     HANDLES.with(|m| m.borrow_mut().insert(name.to_string(), h.clone()));
 }
 
+/// Where an engine copy stands against the catalog watermark.
+enum Step {
+    Level,
+    Behind,
+    Ahead,
+    Unreadable,
+}
+
 /// A writer that committed moments ago publishes right after its commit
 /// becomes visible: give it a brief moment before treating the copy as behind.
-fn wait_in_step(h: &Handle, watermark: u64) -> bool {
+fn wait_in_step(h: &Handle, watermark: u64) -> Step {
     for _ in 0..100 {
         match h.store.watermark() {
-            Ok(w) if w == watermark => return true,
-            Ok(w) if w < watermark && !interrupt_pending() => std::thread::sleep(Duration::from_millis(2)),
-            _ => return false,
+            Ok(w) if w == watermark => return Step::Level,
+            Ok(w) if w > watermark => return Step::Ahead,
+            Ok(_) if interrupt_pending() => return Step::Behind,
+            Ok(_) => std::thread::sleep(Duration::from_millis(2)),
+            Err(_) => return Step::Unreadable,
         }
     }
-    false
+    Step::Behind
 }
 
 fn write_locked(store: &Store, f: impl FnOnce(&Store) -> engram::Result<()>) -> engram::Result<()> {

@@ -12,11 +12,19 @@ mod catalog;
 mod convert;
 mod engine_copy;
 mod errors;
+mod gucs;
+mod search;
 mod txn;
 
 ::pgrx::pg_module_magic!(name, version);
 
 extension_sql_file!("schema.sql", name = "schema", bootstrap);
+
+/// Called by PostgreSQL when the library is loaded.
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    gucs::init();
+}
 
 /// The extension's version, e.g. `SELECT engram.version();`.
 #[pg_extern(immutable, parallel_safe)]
@@ -45,6 +53,7 @@ COMMENT ON FUNCTION engram.scan(text) IS 'scan(store): every row of the engine c
 COMMENT ON FUNCTION engram.stats(text) IS 'stats(store): watermark of the tables and of the engine copy, row, segment and byte counts.';
 COMMENT ON FUNCTION engram.rebuild(text) IS 'rebuild(store): rebuild the engine copy from engram.rows; returns the number of rows.';
 COMMENT ON FUNCTION engram.grant(text, text, text) IS 'grant(store, role, privilege): let role read or write the store (owner only); write implies read.';
+COMMENT ON FUNCTION engram.search(text, real[], integer, jsonb, text, integer) IS 'search(store, query, k => 10, filter => ''{}'', metric => ''cosine'', ef => engram.ef_search): the k rows nearest to query (id, distance, body, meta), nearest first. filter keys: namespace, session, scope, kind, tier, time_from, time_to (microseconds, half-open), ids. metric: cosine, dot or l2. Joins with tables through JOIN LATERAL.';
 COMMENT ON FUNCTION engram.revoke(text, text, text) IS 'revoke(store, role, privilege): take back a right given by engram.grant (owner only).';
 "#,
     name = "comments",

@@ -174,6 +174,16 @@ fn commit_rollback_and_savepoints_across_two_connections() {
     assert_eq!(ids(&mut b, "s"), vec![1, kept]);
     assert_in_step(&mut b, "s");
 
+    // A REPEATABLE READ reader whose snapshot predates newer commits keeps
+    // reading (the engine copy is ahead of its snapshot, not of the truth).
+    b.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ").unwrap();
+    let before = ids(&mut b, "s");
+    let newer = insert(&mut a, "s", 6);
+    let after = ids(&mut b, "s");
+    b.batch_execute("COMMIT").unwrap();
+    assert!(!before.contains(&newer) && after.contains(&newer));
+    a.query_one("SELECT engram.delete('s', $1)", &[&newer]).unwrap();
+
     // A writer waiting for another honours lock_timeout.
     a.batch_execute("BEGIN").unwrap();
     insert(&mut a, "s", 5);

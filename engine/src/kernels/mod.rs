@@ -3,5 +3,6 @@
 //! The scalar functions here are the reference that every accelerated path is
 //! tested against.
 
+pub mod distance;
 pub mod quant;
 pub mod scalar;

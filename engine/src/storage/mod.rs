@@ -19,6 +19,7 @@ mod state;
 mod store;
 mod symbols;
 mod types;
+mod view;
 pub mod wal;
 mod writer;
 
@@ -26,5 +27,6 @@ pub use batch::WriteBatch;
 pub use format::FormatVersion;
 pub use store::{Mode, Scan, Store, StoreOptions, StoreStats, TableInfo, TableStats, WriteReport};
 pub use types::{Dim, Kind, Meta, MetaRecord, Position, Row, RowId, Scope, TableId, Tier, Value};
+pub use view::{RowRef, TableView};
 pub use wal::SyncPolicy;
 pub use writer::MergeReport;

@@ -15,6 +15,7 @@ use super::segment::Segment;
 use super::state::{State, TableState};
 use super::symbols::Symbols;
 use super::types::{Dim, Meta, MetaRecord, Row, RowId, TableId};
+use super::view::TableView;
 use super::wal::{self, SyncPolicy, WalWriter};
 use super::writer::{self, MergeReport, Outcome, Pending, Writer};
 use super::{lock, Kind, Scope, Tier};
@@ -530,6 +531,17 @@ impl Store {
             segment: 0,
             row: 0,
             mem: 0,
+        })
+    }
+
+    /// A consistent snapshot of a table's stored rows, for scans by the index
+    /// layer (see [`TableView`]).
+    pub fn view(&self, table: TableId) -> Result<TableView> {
+        self.refresh()?;
+        let st = self.inner.state.read();
+        Ok(TableView {
+            table: st.table(table)?.clone(),
+            symbols: st.symbols.clone(),
         })
     }
 

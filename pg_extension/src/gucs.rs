@@ -1,0 +1,32 @@
+//! Settings: `SET engram.ef_search = 100;` and friends.
+
+use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
+
+/// Candidate list size of graph search, when a call does not give one.
+pub static EF_SEARCH: GucSetting<i32> = GucSetting::<i32>::new(64);
+/// Candidates kept per result for rescoring on f32 keys (0: exact f32 scan).
+pub static RESCORE: GucSetting<i32> = GucSetting::<i32>::new(4);
+
+/// Register the settings (called from `_PG_init`).
+pub fn init() {
+    GucRegistry::define_int_guc(
+        c"engram.ef_search",
+        c"Candidate list size of nearest-neighbour graph search.",
+        c"Larger values raise recall and cost time. A call's own ef argument overrides it.",
+        &EF_SEARCH,
+        1,
+        10_000,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"engram.rescore",
+        c"Candidates per result scored on int8 codes before rescoring on f32 keys.",
+        c"0 scores every row on its f32 key (exact and slowest).",
+        &RESCORE,
+        0,
+        1_000,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+}
