@@ -102,9 +102,14 @@ pub fn attach(name: &str, need: Need) -> Rc<Handle> {
     catalog::require(name, need);
     let cached = cached(name).filter(|h| h.uid == cat.uid);
     if crate::txn::has_pending(name) {
-        if let Some(h) = cached {
-            return h;
-        }
+        // Repairing now would read this transaction's own uncommitted rows
+        // and publish them before commit.
+        return cached.unwrap_or_else(|| {
+            crate::errors::user_error(
+                pgrx::PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                format!("store {name:?} was dropped and recreated in this transaction; commit before using it again"),
+            )
+        });
     }
     let handle = cached.or_else(|| open(name, &cat));
     if let Some(h) = &handle {

@@ -421,6 +421,7 @@ impl Store {
     /// them are there or none. Ids are consecutive.
     pub fn insert_batch(&self, table: TableId, rows: Vec<Row>) -> Result<Vec<RowId>> {
         let w = self.writer()?;
+        check_log_size(rows.iter())?;
         {
             let st = self.inner.state.read();
             let t = st.table(table)?;
@@ -438,6 +439,7 @@ impl Store {
     /// either every change in it is there or none is.
     pub fn write(&self, batch: WriteBatch) -> Result<WriteReport> {
         let w = self.writer()?;
+        check_log_size(batch.inserts.values().flat_map(|rows| rows.values()))?;
         {
             let st = self.inner.state.read();
             for (table, rows) in &batch.inserts {
@@ -612,6 +614,19 @@ impl Drop for Store {
             let _ = w.exclusive(&self.inner, |wal| wal.sync());
         }
     }
+}
+
+/// Refuse a change too large for one log record before it joins a commit
+/// group, so that it cannot fail the other changes of the group.
+fn check_log_size<'a>(rows: impl Iterator<Item = &'a Row>) -> Result<()> {
+    let bytes: usize = rows.map(Row::log_bytes).sum();
+    if bytes > wal::MAX_RECORD {
+        return Err(Error::InvalidArgument(format!(
+            "a single write of about {bytes} bytes exceeds the {} byte limit of one atomic write; split it",
+            wal::MAX_RECORD
+        )));
+    }
+    Ok(())
 }
 
 fn info(t: &TableState) -> TableInfo {

@@ -284,6 +284,22 @@ impl Row {
         self
     }
 
+    /// An upper bound on the bytes this row takes in a log record.
+    pub(crate) fn log_bytes(&self) -> usize {
+        let value = match &self.value {
+            Value::Empty => 0,
+            Value::Vector(v) => v.len() * 4,
+            Value::Sparse(p) => p.len() * 8,
+        };
+        // Fixed fields, rkyv's relative pointers and alignment padding.
+        256 + self.key.len() * 4
+            + value
+            + self.text.len()
+            + self.meta.namespace.len()
+            + self.meta.session.len()
+            + self.edges.len() * 8
+    }
+
     /// Check the row against a table named `table` of dimension `dim`: the
     /// key's length, and that every vector and float is finite. Stores do
     /// this on every write; callers may do it earlier to fail sooner.

@@ -108,6 +108,19 @@ SELECT pg_temp.try($$SELECT * FROM engram.scan('alice_notes')$$);
 SELECT pg_temp.try($$SELECT engram.drop_store('alice_notes')$$);
 RESET ROLE;
 
+-- A store dropped and recreated in one transaction cannot be used again
+-- before commit (its engine copy would otherwise see uncommitted rows).
+SELECT engram.create_store('phoenix', 2);
+SELECT engram.insert('phoenix', '{1,1}', 'old');
+BEGIN;
+SELECT engram.insert('phoenix', '{2,2}', 'pending');
+SELECT engram.drop_store('phoenix');
+SELECT engram.create_store('phoenix', 2);
+SELECT pg_temp.try($$SELECT engram.insert('phoenix', '{3,3}', 'new')$$);
+ROLLBACK;
+SELECT id, body FROM engram.scan('phoenix');
+SELECT engram.drop_store('phoenix');
+
 -- Drop removes rows and grants.
 SELECT engram.drop_store('alice_notes');
 SELECT engram.drop_store('bob_notes');
