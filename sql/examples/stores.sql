@@ -9,6 +9,8 @@ ROLLBACK;
 \echo '== the engine copy answers what the truth table holds'
 SELECT id, key, body, meta FROM engram.scan('demo');
 SELECT id, body FROM engram.rows WHERE store = 'demo' ORDER BY id;
+\echo '== nearest rows to a query vector'
+SELECT id, round(distance::numeric, 4) AS distance, body FROM engram.search('demo', '{0.9,0.1,0}', 2);
 \echo '== join the store with a relational table'
 CREATE TEMP TABLE authors (row_id bigint, author text);
 INSERT INTO authors VALUES (0, 'Moses'), (1, 'engram');
