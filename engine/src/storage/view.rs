@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use super::memtable::MemRow;
 use super::segment::Segment;
 use super::state::TableState;
 use super::symbols::Symbols;
@@ -59,6 +60,18 @@ fn segment_row(s: &Segment, i: usize) -> RowRef<'_> {
     }
 }
 
+fn mem_row(m: &MemRow) -> RowRef<'_> {
+    RowRef {
+        id: RowId(m.id),
+        key: &m.key,
+        norm: m.norm,
+        code: &m.code,
+        scale: m.scale,
+        meta: &m.meta,
+        position: &m.position,
+    }
+}
+
 impl TableView {
     /// The table's name.
     pub fn name(&self) -> &str {
@@ -83,15 +96,7 @@ impl TableView {
         }
         for m in self.table.memtable.iter() {
             if !dead.contains(&m.id) {
-                f(RowRef {
-                    id: RowId(m.id),
-                    key: &m.key,
-                    norm: m.norm,
-                    code: &m.code,
-                    scale: m.scale,
-                    meta: &m.meta,
-                    position: &m.position,
-                });
+                f(mem_row(m));
             }
         }
     }
@@ -102,15 +107,7 @@ impl TableView {
             return None;
         }
         if let Some(m) = self.table.memtable.get(id.0) {
-            return Some(RowRef {
-                id,
-                key: &m.key,
-                norm: m.norm,
-                code: &m.code,
-                scale: m.scale,
-                meta: &m.meta,
-                position: &m.position,
-            });
+            return Some(mem_row(m));
         }
         self.table
             .segments
