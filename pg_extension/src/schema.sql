@@ -1,6 +1,6 @@
 -- engram catalog and truth tables. What users write lives here, in ordinary
 -- WAL-logged tables (replicated, dumped by pg_dump, governed by MVCC and
--- privileges). Engine directories under $PGDATA/pg_engram/<store> hold only
+-- privileges). Engine directories under $PGDATA/pg_engram/<database oid>/<store> hold only
 -- what can be derived from these rows, and are rebuilt from them on demand.
 
 CREATE TABLE engram.stores (
