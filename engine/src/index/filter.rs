@@ -82,6 +82,22 @@ pub(crate) struct Compiled {
 }
 
 impl Compiled {
+    /// Whether every row passes.
+    pub fn is_trivial(&self) -> bool {
+        self.namespace.is_none()
+            && self.session.is_none()
+            && self.scope.is_none()
+            && self.kind.is_none()
+            && self.tier.is_none()
+            && self.time.is_none()
+            && self.ids.is_none()
+    }
+
+    /// The id set, if the filter has one.
+    pub fn ids(&self) -> Option<&HashSet<u64>> {
+        self.ids.as_deref()
+    }
+
     pub fn matches(&self, r: &RowRef<'_>) -> bool {
         let m = r.meta;
         self.namespace.is_none_or(|n| m.namespace == n)

@@ -1,15 +1,20 @@
 //! Nearest-neighbour search over a table's keys.
 //!
-//! Today: exact search — every live row that passes the filter is scored on
-//! its int8 code, and the best candidates are rescored on their f32 keys.
-//! This is also the strategy HNSW graphs fall back to when a filter is
-//! selective. Per-segment HNSW graphs come next (see the project issues).
+//! Each sealed segment that a merge wrote carries an HNSW graph ([`Hnsw`]);
+//! a search walks those graphs on int8 codes, scans the rest (the memtable,
+//! segments without a graph, and segments where the filter is so selective
+//! that a scan is cheaper — see `plan.rs`), pools the candidates and
+//! rescores the best `k * rescore` on f32 keys.
 
-mod exact;
 mod filter;
+mod hnsw;
 mod params;
+mod plan;
+mod pool;
+mod query;
 
 pub use filter::Filter;
+pub use hnsw::Hnsw;
 pub use params::{Hit, SearchParams};
 
 use crate::error::{Error, Result};
@@ -54,6 +59,6 @@ impl Search for Store {
         if k == 0 {
             return Err(Error::InvalidArgument("k must be at least 1".into()));
         }
-        Ok(exact::search(&view, query, k, params))
+        Ok(query::run(&view, query, k, params))
     }
 }

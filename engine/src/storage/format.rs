@@ -23,11 +23,13 @@ pub const MANIFEST_MAGIC: [u8; 8] = *b"ENGRMMAN";
 pub enum FormatVersion {
     /// The first format: WAL, columnar segments, rkyv manifest.
     V1 = 1,
+    /// Segments gain a last section holding their search index.
+    V2 = 2,
 }
 
 impl FormatVersion {
     /// The version this build writes.
-    pub const CURRENT: FormatVersion = FormatVersion::V1;
+    pub const CURRENT: FormatVersion = FormatVersion::V2;
     /// The oldest version this build reads.
     pub const OLDEST_SUPPORTED: FormatVersion = FormatVersion::V1;
 
@@ -35,6 +37,7 @@ impl FormatVersion {
     pub fn from_u32(v: u32) -> Option<FormatVersion> {
         match v {
             1 => Some(FormatVersion::V1),
+            2 => Some(FormatVersion::V2),
             _ => None,
         }
     }
@@ -92,13 +95,12 @@ mod tests {
 
     #[test]
     fn version_round_trips_and_unknown_is_typed_error() {
-        {
-            let v = FormatVersion::V1;
+        for v in [FormatVersion::V1, FormatVersion::V2] {
             assert_eq!(FormatVersion::from_u32(v as u32), Some(v));
         }
         assert!(FormatVersion::OLDEST_SUPPORTED <= FormatVersion::CURRENT);
         let e = FormatVersion::check(Path::new("x"), 99).unwrap_err();
         assert!(matches!(e, Error::UnsupportedVersion { found: 99, .. }));
-        assert!(e.to_string().contains("reads versions 1 to 1"));
+        assert!(e.to_string().contains("reads versions 1 to 2"));
     }
 }

@@ -10,6 +10,7 @@
 mod batch;
 mod codec;
 pub mod format;
+mod indexer;
 mod lock;
 mod manifest;
 mod memtable;
@@ -25,8 +26,11 @@ mod writer;
 
 pub use batch::WriteBatch;
 pub use format::FormatVersion;
+pub use indexer::{IndexInput, SegmentIndexer};
+pub(crate) use segment::Segment;
 pub use store::{Mode, Scan, Store, StoreOptions, StoreStats, TableInfo, TableStats, WriteReport};
 pub use types::{Dim, Kind, Meta, MetaRecord, Position, Row, RowId, Scope, TableId, Tier, Value};
+pub(crate) use view::segment_row;
 pub use view::{RowRef, TableView};
 pub use wal::SyncPolicy;
 pub use writer::MergeReport;

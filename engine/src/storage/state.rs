@@ -108,6 +108,13 @@ impl State {
             .ok_or_else(|| Error::NoSuchTable(format!("#{}", id.0)))
     }
 
+    pub fn table_mut(&mut self, id: u32) -> Result<&mut TableState> {
+        self.tables
+            .iter_mut()
+            .find(|t| t.id == id)
+            .ok_or_else(|| Error::NoSuchTable(format!("#{id}")))
+    }
+
     pub fn table_by_name(&self, name: &str) -> Option<&TableState> {
         self.tables.iter().find(|t| t.name == name)
     }

@@ -18,7 +18,7 @@ use super::types::{Dim, Meta, MetaRecord, Row, RowId, TableId};
 use super::view::TableView;
 use super::wal::{self, SyncPolicy, WalWriter};
 use super::writer::{self, MergeReport, Outcome, Pending, Writer};
-use super::{lock, Kind, Scope, Tier};
+use super::{lock, Kind, Scope, SegmentIndexer, Tier};
 use crate::error::{corrupt, Error, IoContext, Result};
 
 /// Whether a handle writes.
@@ -55,6 +55,9 @@ pub struct StoreOptions {
     /// A label recorded in a store that [`Store::create`] makes (e.g. which
     /// source the store is derived from); ignored when opening.
     pub tag: String,
+    /// Builds each merged segment's search index (`engram::index::Hnsw`);
+    /// `None` writes segments without one, which searches scan exactly.
+    pub indexer: Option<Arc<dyn SegmentIndexer>>,
 }
 
 impl Default for StoreOptions {
@@ -66,6 +69,7 @@ impl Default for StoreOptions {
             lock_timeout: Duration::from_secs(10),
             verify_checksums: false,
             tag: String::new(),
+            indexer: None,
         }
     }
 }
@@ -117,6 +121,10 @@ pub struct TableStats {
     pub segments: usize,
     /// Bytes of the table's segment files.
     pub segment_bytes: u64,
+    /// Rows in segments that carry a search index (the rest are scanned).
+    pub indexed_rows: u64,
+    /// Bytes of those indexes (inside `segment_bytes`).
+    pub index_bytes: u64,
 }
 
 /// Counts for a store.
@@ -557,8 +565,7 @@ impl Store {
 
     /// Merge each table's segments into one, dropping deleted rows.
     pub fn merge(&self) -> Result<MergeReport> {
-        self.writer()?
-            .exclusive(&self.inner, |_| writer::merge_locked(&self.inner))
+        self.writer()?.merge(&self.inner)
     }
 
     /// fsync the WAL now (useful under [`SyncPolicy::Batch`] or `Off`).
@@ -599,6 +606,13 @@ impl Store {
                         deleted_rows,
                         segments: t.segments.len(),
                         segment_bytes: t.segments.iter().map(|s| s.file_len()).sum(),
+                        indexed_rows: t
+                            .segments
+                            .iter()
+                            .filter(|s| !s.index_bytes().is_empty())
+                            .map(|s| s.rows as u64)
+                            .sum(),
+                        index_bytes: t.segments.iter().map(|s| s.index_bytes().len() as u64).sum(),
                     }
                 })
                 .collect(),

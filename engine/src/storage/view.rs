@@ -48,7 +48,7 @@ pub struct TableView {
     pub(crate) symbols: Arc<Symbols>,
 }
 
-fn segment_row(s: &Segment, i: usize) -> RowRef<'_> {
+pub(crate) fn segment_row(s: &Segment, i: usize) -> RowRef<'_> {
     RowRef {
         id: RowId(s.ids()[i]),
         key: s.key(i),
@@ -60,7 +60,7 @@ fn segment_row(s: &Segment, i: usize) -> RowRef<'_> {
     }
 }
 
-fn mem_row(m: &MemRow) -> RowRef<'_> {
+pub(crate) fn mem_row(m: &MemRow) -> RowRef<'_> {
     RowRef {
         id: RowId(m.id),
         key: &m.key,
@@ -123,6 +123,26 @@ impl TableView {
     /// Whether the table has no live row.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The table's sealed segments, oldest rows first.
+    pub(crate) fn segments(&self) -> &[Arc<Segment>] {
+        &self.table.segments
+    }
+
+    /// Rows not yet in a segment, deleted ones included.
+    pub(crate) fn memtable_rows(&self) -> impl Iterator<Item = RowRef<'_>> {
+        self.table.memtable.iter().map(mem_row)
+    }
+
+    /// Whether row `id` is deleted.
+    pub(crate) fn is_deleted(&self, id: u64) -> bool {
+        self.table.tombstones.contains(&id)
+    }
+
+    /// Whether any row is deleted.
+    pub(crate) fn has_deletes(&self) -> bool {
+        !self.table.tombstones.is_empty()
     }
 
     /// The symbol id stored in [`MetaRecord`] for a namespace or session

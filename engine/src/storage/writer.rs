@@ -18,6 +18,7 @@ use parking_lot::Mutex;
 
 use super::batch::WriteBatch;
 use super::format::sync_dir;
+use super::indexer::IndexInput;
 use super::manifest;
 use super::segment::writer::SegmentRow;
 use super::segment::{segment_path, Segment, SegmentWriter};
@@ -54,6 +55,9 @@ pub(crate) struct Writer {
     _lock: File,
     queue: Mutex<Queue>,
     io: Mutex<WalWriter>,
+    /// Held for a whole merge, so that two merges never plan over the same
+    /// segments.
+    merge: Mutex<()>,
 }
 
 /// Give every member of a failed group its own copy of the group's error.
@@ -83,6 +87,7 @@ impl Writer {
             _lock: lock,
             queue: Mutex::new(Queue::default()),
             io: Mutex::new(wal),
+            merge: Mutex::new(()),
         }
     }
 
@@ -384,47 +389,137 @@ pub struct MergeReport {
     pub rows_dropped: u64,
 }
 
-/// Rewrite each table's segments into one, without its deleted rows, when
-/// the table has several segments or any deleted segment row. Caller holds
-/// the I/O lock.
-pub(crate) fn merge_locked(inner: &Inner) -> Result<MergeReport> {
-    let snap = inner.state.read().clone();
-    let dir = &inner.dir;
-    let mut next = snap.clone();
-    let mut report = MergeReport::default();
-    for t in next.tables.iter_mut() {
-        let dead: Vec<u64> = t.segment_tombstones();
-        if t.segments.len() < 2 && dead.is_empty() {
-            continue;
-        }
-        report.segments_in += t.segments.len();
-        report.rows_dropped += dead.len() as u64;
-        let live = t.segment_rows() - dead.len() as u64;
-        let mut merged = Vec::new();
-        if live > 0 {
-            let id = next.next_segment_id;
-            next.next_segment_id += 1;
-            let mut w = SegmentWriter::create(dir, id, t.id, t.dim.len(), live)?;
-            for s in &t.segments {
-                copy_live_rows(s, &t.tombstones, &mut w)?;
-            }
-            w.finish()?;
-            merged.push(Segment::open(dir, id, false)?);
-            report.segments_out += 1;
-        }
-        t.segments = merged;
-        retain_live_tombstones(t);
-    }
-    if report.segments_in == 0 {
-        return Ok(report);
-    }
-    sync_dir(dir)?;
-    next.generation += 1;
-    publish(inner, next)?;
-    Ok(report)
+/// One table's share of a merge: its segments as of the merge's snapshot,
+/// and the id reserved for the segment that replaces them.
+struct MergePlan {
+    table: u32,
+    sources: Vec<Arc<Segment>>,
+    dead: Arc<HashSet<u64>>,
+    dim: usize,
+    live: u64,
+    dropped: u64,
+    id: u64,
 }
 
-fn copy_live_rows(s: &Segment, dead: &HashSet<u64>, w: &mut SegmentWriter) -> Result<()> {
+impl Writer {
+    /// Rewrite each table's segments into one, without its deleted rows, when
+    /// the table has several segments or any deleted segment row; build each
+    /// new segment's index with `inner.opts.indexer`.
+    ///
+    /// Only the planning and the final publish hold the I/O lock: commits and
+    /// flushes go on while the rows are copied and the index is built, which
+    /// can take minutes on a large table. Rows deleted meanwhile stay deleted
+    /// (their tombstones name rows the new segment holds, so they are kept);
+    /// segments flushed meanwhile are not part of this merge.
+    pub fn merge(&self, inner: &Inner) -> Result<MergeReport> {
+        let _one_merge = self.merge.lock();
+        let plans = {
+            let _io = self.io.lock();
+            inner.check_not_failed()?;
+            let mut st = inner.state.write();
+            let mut plans = Vec::new();
+            let mut next_id = st.next_segment_id;
+            for t in &st.tables {
+                let dead = t.segment_tombstones();
+                if t.segments.len() < 2 && dead.is_empty() {
+                    continue;
+                }
+                plans.push(MergePlan {
+                    table: t.id,
+                    sources: t.segments.clone(),
+                    dead: t.tombstones.clone(),
+                    dim: t.dim.len(),
+                    live: t.segment_rows() - dead.len() as u64,
+                    dropped: dead.len() as u64,
+                    id: next_id,
+                });
+                next_id += 1;
+            }
+            // Reserved in memory only: the next manifest published records
+            // it, and a crash before then leaves an orphan file that open
+            // removes.
+            st.next_segment_id = next_id;
+            plans
+        };
+        let mut report = MergeReport::default();
+        if plans.is_empty() {
+            return Ok(report);
+        }
+        let mut built = Vec::with_capacity(plans.len());
+        for p in &plans {
+            report.segments_in += p.sources.len();
+            report.rows_dropped += p.dropped;
+            if p.live > 0 {
+                write_merged(inner, p)?;
+                built.push(Some(Segment::open(&inner.dir, p.id, false)?));
+                report.segments_out += 1;
+            } else {
+                built.push(None);
+            }
+        }
+        sync_dir(&inner.dir)?;
+        let _io = self.io.lock();
+        inner.check_not_failed()?;
+        let mut next = inner.state.read().clone();
+        for (p, seg) in plans.iter().zip(built) {
+            let t = next.table_mut(p.table)?;
+            let gone: HashSet<u64> = p.sources.iter().map(|s| s.id).collect();
+            let before = t.segments.len();
+            t.segments.retain(|s| !gone.contains(&s.id));
+            if before - t.segments.len() != gone.len() {
+                return Err(Error::InvalidArgument(format!(
+                    "merge of table {}: its segments changed while merging",
+                    p.table
+                )));
+            }
+            // The merged rows precede every segment flushed since the plan.
+            if let Some(seg) = seg {
+                t.segments.insert(0, seg);
+            }
+            retain_live_tombstones(t);
+        }
+        next.generation += 1;
+        publish(inner, next)?;
+        Ok(report)
+    }
+}
+
+/// Copy a plan's live rows into its new segment and build the segment's index.
+fn write_merged(inner: &Inner, p: &MergePlan) -> Result<()> {
+    let mut w = SegmentWriter::create(&inner.dir, p.id, p.table, p.dim, p.live)?;
+    let indexer = inner.opts.indexer.as_deref();
+    let rows = if indexer.is_some() { p.live as usize } else { 0 };
+    let mut codes: Vec<i8> = Vec::with_capacity(rows * p.dim);
+    let mut scales = Vec::with_capacity(rows);
+    let mut norms = Vec::with_capacity(rows);
+    for s in &p.sources {
+        copy_live_rows(s, &p.dead, &mut w, |r| {
+            if indexer.is_some() {
+                codes.extend_from_slice(r.code);
+                scales.push(r.scale);
+                norms.push(r.norm);
+            }
+        })?;
+    }
+    let index = match indexer {
+        Some(ix) => ix.build(&IndexInput {
+            dim: p.dim,
+            codes: &codes,
+            scales: &scales,
+            norms: &norms,
+        })?,
+        None => Vec::new(),
+    };
+    drop(codes);
+    w.finish_with_index(&index)
+}
+
+fn copy_live_rows(
+    s: &Segment,
+    dead: &HashSet<u64>,
+    w: &mut SegmentWriter,
+    mut also: impl FnMut(&SegmentRow<'_>),
+) -> Result<()> {
     let ids = s.ids();
     for (i, &id) in ids.iter().enumerate() {
         if dead.contains(&id) {
@@ -432,7 +527,7 @@ fn copy_live_rows(s: &Segment, dead: &HashSet<u64>, w: &mut SegmentWriter) -> Re
         }
         let value = s.value_bytes(i)?;
         let text = s.text_bytes(i)?;
-        w.push(SegmentRow {
+        let row = SegmentRow {
             id,
             key: s.key(i),
             norm: s.norm(i),
@@ -443,7 +538,9 @@ fn copy_live_rows(s: &Segment, dead: &HashSet<u64>, w: &mut SegmentWriter) -> Re
             value: &value,
             text: &text,
             edges: s.edges(i)?,
-        })?;
+        };
+        also(&row);
+        w.push(row)?;
     }
     Ok(())
 }

@@ -16,8 +16,11 @@
 //!
 //! Fixed-width sections (ids, keys, norms, codes, scales, positions, metas,
 //! offsets, edges) are read in place through zero-copy views; text and values
-//! are lz4-compressed in blocks of [`BLOCK_SIZE`] uncompressed bytes. A segment
-//! never changes once renamed into place, which is what makes its mmap sound.
+//! are lz4-compressed in blocks of [`BLOCK_SIZE`] uncompressed bytes. The last
+//! section (format 2 on) holds the segment's search index — bytes that the
+//! index layer writes and reads and storage only carries (empty when the
+//! segment has none). A segment never changes once renamed into place, which
+//! is what makes its mmap sound.
 
 pub(crate) mod blob;
 pub(crate) mod reader;
@@ -27,6 +30,8 @@ pub(crate) use reader::Segment;
 pub(crate) use writer::SegmentWriter;
 
 use std::path::{Path, PathBuf};
+
+use crate::storage::format::FormatVersion;
 
 /// Uncompressed bytes per lz4 block of a blob column.
 pub(crate) const BLOCK_SIZE: usize = 16 << 10;
@@ -53,10 +58,11 @@ pub(crate) enum Section {
     TextData = 13,
     EdgeOffsets = 14,
     Edges = 15,
+    Index = 16,
 }
 
 impl Section {
-    pub(crate) const ALL: [Section; 15] = [
+    pub(crate) const ALL: [Section; 16] = [
         Section::Ids,
         Section::Keys,
         Section::Norms,
@@ -72,7 +78,16 @@ impl Section {
         Section::TextData,
         Section::EdgeOffsets,
         Section::Edges,
+        Section::Index,
     ];
+
+    /// The sections a segment of `version` has: format 1 had no index.
+    pub(crate) fn of(version: FormatVersion) -> &'static [Section] {
+        match version {
+            FormatVersion::V1 => &Section::ALL[..15],
+            FormatVersion::V2 => &Section::ALL,
+        }
+    }
 }
 
 /// Path of segment `id` in store directory `dir`.

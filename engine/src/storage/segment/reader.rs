@@ -37,6 +37,7 @@ pub(crate) struct Segment {
     path: PathBuf,
     map: Mmap,
     sections: [Extent; Section::ALL.len() + 1],
+    version: FormatVersion,
 }
 
 impl Segment {
@@ -64,13 +65,14 @@ impl Segment {
         if crc32fast::hash(&b[0..60]) != le_u32(b, 60) {
             return Err(corrupt(&path, 0, "segment header checksum mismatch"));
         }
-        FormatVersion::check(&path, le_u32(b, 8))?;
+        let version = FormatVersion::check(&path, le_u32(b, 8))?;
+        let present = Section::of(version);
         let count = le_u32(b, 12) as usize;
-        if count != Section::ALL.len() {
+        if count != present.len() {
             return Err(corrupt(
                 &path,
                 12,
-                format!("segment has {count} sections, expected {}", Section::ALL.len()),
+                format!("segment has {count} sections, expected {}", present.len()),
             ));
         }
         let dir_end = directory_end(count) as usize;
@@ -88,7 +90,7 @@ impl Segment {
         let dim = le_u32(b, 20) as u64;
         let rows = le_u64(b, 24);
         let mut sections = [Extent::default(); Section::ALL.len() + 1];
-        for (i, want) in Section::ALL.iter().enumerate() {
+        for (i, want) in present.iter().enumerate() {
             let p = HEADER_LEN + i * DIR_ENTRY_LEN;
             let kind = le_u32(b, p);
             let ext = Extent {
@@ -143,6 +145,7 @@ impl Segment {
             path,
             map,
             sections,
+            version,
         };
         // Cheap structural checks that keep later arithmetic in bounds.
         for offs in [Section::ValueOffsets, Section::TextOffsets, Section::EdgeOffsets] {
@@ -166,7 +169,7 @@ impl Segment {
 
     /// Check every section's checksum.
     pub fn verify(&self) -> Result<()> {
-        for s in Section::ALL {
+        for &s in Section::of(self.version) {
             let e = self.sections[s as usize];
             if crc32fast::hash(self.raw(s)) != e.crc {
                 return Err(corrupt(
@@ -228,6 +231,11 @@ impl Segment {
         self.view::<f32>(Section::Norms)[i]
     }
 
+    /// The codes of every row, row-major.
+    pub fn codes(&self) -> &[i8] {
+        self.view::<i8>(Section::Codes)
+    }
+
     /// int8 code of row `i`.
     pub fn code(&self, i: usize) -> &[i8] {
         &self.view::<i8>(Section::Codes)[i * self.dim..(i + 1) * self.dim]
@@ -284,6 +292,13 @@ impl Segment {
                 format!("row {i}: text is not UTF-8"),
             )
         })
+    }
+
+    /// The segment's search index as the index layer wrote it; empty when
+    /// the segment has none (every format-1 segment, and segments written by
+    /// a flush). 64-byte aligned in the map.
+    pub fn index_bytes(&self) -> &[u8] {
+        self.raw(Section::Index)
     }
 
     /// Edges of row `i`.

@@ -181,7 +181,13 @@ impl SegmentWriter {
 
     /// Write the remaining sections, header and directory; fsync; rename into
     /// place. The caller fsyncs the directory before publishing a manifest.
-    pub fn finish(mut self) -> Result<()> {
+    pub fn finish(self) -> Result<()> {
+        self.finish_with_index(&[])
+    }
+
+    /// [`finish`](Self::finish), storing `index` (built by the index layer
+    /// over this segment's rows, in row order) as the segment's index.
+    pub fn finish_with_index(mut self, index: &[u8]) -> Result<()> {
         if self.rows != self.expected_rows {
             return Err(Error::InvalidArgument(format!(
                 "segment {} expected {} rows, got {}",
@@ -195,7 +201,7 @@ impl SegmentWriter {
         }
         self.values.finish();
         self.texts.finish();
-        let var: [(Section, &[u8]); 8] = [
+        let var: [(Section, &[u8]); 9] = [
             (Section::ValueOffsets, self.values.offsets.as_bytes()),
             (Section::ValueBlocks, self.values.blocks.as_bytes()),
             (Section::ValueData, &self.values.data),
@@ -204,6 +210,7 @@ impl SegmentWriter {
             (Section::TextData, &self.texts.data),
             (Section::EdgeOffsets, self.edge_offsets.as_bytes()),
             (Section::Edges, self.edges.as_bytes()),
+            (Section::Index, index),
         ];
         let mut offset = self.fixed_end;
         for (s, bytes) in var {
@@ -242,5 +249,13 @@ impl SegmentWriter {
         let dir = self.tmp.parent().unwrap_or(Path::new("."));
         let path = segment_path(dir, self.id);
         std::fs::rename(&self.tmp, &path).at(&path)
+    }
+}
+
+impl Drop for SegmentWriter {
+    /// A writer dropped before `finish` (an error, a cancelled merge) leaves
+    /// no temp file behind; after `finish` the temp name no longer exists.
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.tmp);
     }
 }

@@ -1,0 +1,104 @@
+//! HNSW graphs, one per sealed segment (Malkov & Yashunin, 2018).
+//!
+//! A merge builds the graph of the segment it writes ([`Hnsw`] is the
+//! [`SegmentIndexer`] it calls), in parallel, over the rows' int8 codes; the
+//! graph is stored as the segment's index section and searched in place
+//! through the segment's mmap, so opening a store reads no graph. Deleted
+//! rows stay in the graph as waypoints and are never returned; the next
+//! merge leaves them out. Rows not yet merged (the memtable and flushed
+//! segments) are scanned exactly.
+//!
+//! - `build.rs`: parallel insertion, per-node locks;
+//! - `layer.rs`: the best-first level search and neighbour selection;
+//! - `layout.rs`: bytes on disk and the mapped view;
+//! - `space.rs`: cosine over int8 codes;
+//! - `search.rs`: a query against one segment's graph.
+
+mod build;
+mod layer;
+mod layout;
+pub(crate) mod search;
+mod space;
+mod sync;
+
+use crate::error::Result;
+use crate::storage::{IndexInput, SegmentIndexer};
+
+pub(crate) use layout::GraphRef;
+pub(crate) use space::{factor, QueryCode};
+
+/// HNSW parameters, and the indexer that builds graphs with them.
+///
+/// ```
+/// use std::sync::Arc;
+/// use engram::index::{Hnsw, Search, SearchParams};
+/// use engram::storage::{Dim, Row, Store, StoreOptions};
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let opts = StoreOptions { indexer: Some(Arc::new(Hnsw::default())), ..StoreOptions::default() };
+/// let store = Store::create(dir.path().join("s"), opts).unwrap();
+/// let t = store.create_table("t", Dim::new(2).unwrap()).unwrap();
+/// let rows = (0..100).map(|i| Row::new(vec![(i as f32).cos(), (i as f32).sin()])).collect();
+/// store.insert_batch(t, rows).unwrap();
+/// store.flush().unwrap();
+/// store.insert(t, Row::new(vec![1.0, 0.0])).unwrap();
+/// store.flush().unwrap();
+/// store.merge().unwrap(); // one segment, with its graph
+/// let hits = store.search(t, &[1.0, 0.0], 3, &SearchParams { ef: 32, ..SearchParams::default() }).unwrap();
+/// assert_eq!(hits.len(), 3);
+/// assert!(hits[0].distance < 1e-3);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hnsw {
+    /// Links per node at levels above 0 (level 0 keeps twice as many).
+    pub m: usize,
+    /// Candidate list size while building: larger is slower and better.
+    pub ef_construction: usize,
+    /// Threads that build one graph.
+    pub threads: usize,
+    /// Seed of the level draw: the same seed and rows give the same levels.
+    pub seed: u64,
+}
+
+impl Default for Hnsw {
+    fn default() -> Self {
+        Hnsw {
+            m: 16,
+            ef_construction: 200,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            seed: 0x5EED_F00D,
+        }
+    }
+}
+
+impl Hnsw {
+    /// Build the graph of `input`'s rows and encode it.
+    fn encode(&self, input: &IndexInput<'_>) -> Vec<u8> {
+        let factors: Vec<f32> = input
+            .scales
+            .iter()
+            .zip(input.norms)
+            .map(|(&s, &n)| factor(s, n))
+            .collect();
+        let codes = space::Codes {
+            dim: input.dim,
+            codes: input.codes,
+            factors: &factors,
+        };
+        let g = build::BuildGraph::new(input.rows(), self.m.max(2), self.seed);
+        g.build(&codes, self.ef_construction.max(self.m), self.threads);
+        layout::encode(g, &factors, self.ef_construction)
+    }
+}
+
+impl SegmentIndexer for Hnsw {
+    fn build(&self, input: &IndexInput<'_>) -> Result<Vec<u8>> {
+        if input.rows() == 0 || input.rows() > u32::MAX as usize - 1 {
+            return Ok(Vec::new());
+        }
+        Ok(self.encode(input))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,63 @@
+//! A bounded set of the best candidates seen so far.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+use crate::storage::RowRef;
+
+/// A row with a distance; ordered by distance, then id, so the worst is on
+/// top of a max-heap and ties break the same way every time.
+pub(crate) struct Scored<'a> {
+    pub distance: f32,
+    pub row: RowRef<'a>,
+}
+
+impl PartialEq for Scored<'_> {
+    fn eq(&self, o: &Self) -> bool {
+        self.cmp(o) == Ordering::Equal
+    }
+}
+impl Eq for Scored<'_> {}
+impl PartialOrd for Scored<'_> {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Scored<'_> {
+    fn cmp(&self, o: &Self) -> Ordering {
+        self.distance.total_cmp(&o.distance).then(self.row.id.cmp(&o.row.id))
+    }
+}
+
+/// The `cap` smallest [`Scored`] pushed.
+pub(crate) struct Pool<'a> {
+    cap: usize,
+    heap: BinaryHeap<Scored<'a>>,
+}
+
+impl<'a> Pool<'a> {
+    /// `cap` must already be bounded by the rows that exist: it sizes the heap.
+    pub fn new(cap: usize) -> Pool<'a> {
+        Pool {
+            cap,
+            heap: BinaryHeap::with_capacity(cap + 1),
+        }
+    }
+
+    pub fn push(&mut self, distance: f32, row: RowRef<'a>) {
+        let s = Scored { distance, row };
+        if self.heap.len() < self.cap {
+            self.heap.push(s);
+        } else if self.heap.peek().is_some_and(|worst| s < *worst) {
+            self.heap.pop();
+            self.heap.push(s);
+        }
+    }
+
+    /// Nearest first.
+    pub fn into_sorted(self) -> Vec<Scored<'a>> {
+        let mut v = self.heap.into_vec();
+        v.sort_unstable();
+        v
+    }
+}

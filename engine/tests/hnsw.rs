@@ -1,0 +1,273 @@
+//! HNSW through the store: graphs built by merge, persisted and mapped,
+//! searched with and without filters and deletes, against brute force on
+//! f32 keys; merges that run while writers and readers go on.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use engram::index::{Filter, Hnsw, Search, SearchParams};
+use engram::kernels::scalar;
+use engram::storage::{Dim, Meta, Row, RowId, Store, StoreOptions, TableId};
+use rand::{Rng, SeedableRng};
+
+/// The committed sample of real sentence embeddings (KJV verses,
+/// all-MiniLM-L6-v2, 384-d), if present; otherwise clustered unit vectors.
+fn vectors(n: usize, seed: u64) -> Vec<Vec<f32>> {
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/kjv-sample/base.f32");
+    if let Ok(bytes) = std::fs::read(sample) {
+        let all: Vec<f32> = bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        let rows: Vec<Vec<f32>> = all.chunks_exact(384).map(<[f32]>::to_vec).collect();
+        if rows.len() >= n {
+            let start = (seed as usize * 997) % (rows.len() - n + 1);
+            return rows[start..start + n].to_vec();
+        }
+    }
+    let dim = 64;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let centers: Vec<Vec<f32>> = (0..40)
+        .map(|_| (0..dim).map(|_| rng.gen_range(-1.0..1.0)).collect())
+        .collect();
+    (0..n)
+        .map(|_| {
+            let c = &centers[rng.gen_range(0..centers.len())];
+            let v: Vec<f32> = c.iter().map(|x| x + rng.gen_range(-0.5..0.5)).collect();
+            let norm = scalar::norm(&v);
+            v.iter().map(|x| x / norm).collect()
+        })
+        .collect()
+}
+
+fn indexed_store(dir: &std::path::Path) -> Store {
+    let opts = StoreOptions {
+        indexer: Some(Arc::new(Hnsw {
+            m: 12,
+            ef_construction: 100,
+            threads: 2,
+            ..Hnsw::default()
+        })),
+        ..StoreOptions::default()
+    };
+    Store::open_or_create(dir, opts).unwrap()
+}
+
+/// Namespace of row `i`: "a" for 1 row in `per`, else "b" (hashing the
+/// position so the filter is not correlated with the vectors' order).
+fn ns(i: usize, per: usize) -> String {
+    let h = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40;
+    if (h as usize).is_multiple_of(per) {
+        "a".into()
+    } else {
+        "b".into()
+    }
+}
+
+fn truth(rows: &[(u64, Vec<f32>)], q: &[f32], k: usize, keep: impl Fn(u64) -> bool) -> Vec<u64> {
+    let mut d: Vec<(f32, u64)> = rows
+        .iter()
+        .filter(|(id, _)| keep(*id))
+        .map(|(id, v)| (scalar::cosine_distance(q, v), *id))
+        .collect();
+    d.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    d.into_iter().take(k).map(|x| x.1).collect()
+}
+
+struct Loaded {
+    _dir: tempfile::TempDir,
+    store: Store,
+    t: TableId,
+    rows: Vec<(u64, Vec<f32>)>,
+    queries: Vec<Vec<f32>>,
+}
+
+/// `n` rows in three flushes, merged into one indexed segment.
+fn load(n: usize, per: usize) -> Loaded {
+    let dir = tempfile::tempdir().unwrap();
+    let store = indexed_store(&dir.path().join("s"));
+    let all = vectors(n + 50, 1);
+    let (base, queries) = all.split_at(n);
+    let t = store
+        .create_table("t", Dim::new(base[0].len() as u32).unwrap())
+        .unwrap();
+    let mut rows = Vec::new();
+    for (c, chunk) in base.chunks(n.div_ceil(3)).enumerate() {
+        let batch: Vec<Row> = chunk
+            .iter()
+            .enumerate()
+            .map(|(j, v)| {
+                Row::new(v.clone()).with_meta(Meta {
+                    namespace: ns(c * n.div_ceil(3) + j, per),
+                    ..Meta::default()
+                })
+            })
+            .collect();
+        let ids = store.insert_batch(t, batch).unwrap();
+        rows.extend(ids.into_iter().zip(chunk.iter().cloned()).map(|(id, v)| (id.0, v)));
+        store.flush().unwrap();
+    }
+    let report = store.merge().unwrap();
+    assert_eq!((report.segments_in, report.segments_out), (3, 1));
+    Loaded {
+        _dir: dir,
+        store,
+        t,
+        rows,
+        queries: queries.to_vec(),
+    }
+}
+
+fn mean_recall(l: &Loaded, p: &SearchParams, keep: &dyn Fn(u64) -> bool) -> f64 {
+    let mut total = 0.0;
+    for q in &l.queries {
+        let want = truth(&l.rows, q, 10, keep);
+        let got = l.store.search(l.t, q, 10, p).unwrap();
+        assert_eq!(got.len(), want.len(), "a search returns k rows when k rows pass");
+        for h in &got {
+            assert!(keep(h.id.0), "row {} does not pass the filter", h.id.0);
+        }
+        let got: HashSet<u64> = got.iter().map(|h| h.id.0).collect();
+        total += want.iter().filter(|id| got.contains(id)).count() as f64 / want.len().max(1) as f64;
+    }
+    total / l.queries.len() as f64
+}
+
+#[test]
+fn merged_graph_is_persisted_mapped_and_meets_recall() {
+    let l = load(2000, 10);
+    let st = l.store.stats().unwrap();
+    assert_eq!(st.tables[0].indexed_rows, 2000);
+    assert!(st.tables[0].index_bytes > 0);
+    let p = SearchParams::default();
+    let r = mean_recall(&l, &p, &|_| true);
+    assert!(r >= 0.95, "recall@10 {r}");
+    // Reopen: the graph comes back from the segment, not from a rebuild.
+    let path = l.store.path().to_path_buf();
+    let before: Vec<_> = l
+        .queries
+        .iter()
+        .map(|q| l.store.search(l.t, q, 10, &p).unwrap())
+        .collect();
+    drop(l.store);
+    let store = Store::open(&path, StoreOptions::reader()).unwrap();
+    let st = store.stats().unwrap();
+    assert_eq!(st.tables[0].indexed_rows, 2000);
+    for (q, b) in l.queries.iter().zip(&before) {
+        assert_eq!(&store.search(l.t, q, 10, &p).unwrap(), b);
+    }
+    store.verify().unwrap();
+}
+
+#[test]
+fn filters_keep_recall_at_every_selectivity() {
+    // 1 row in `per` is in namespace "a": 50%, 10%, 1% and 0.1% of 4000.
+    for per in [2usize, 10, 100, 1000] {
+        let l = load(4000, per);
+        let a: HashSet<u64> = (0..l.rows.len())
+            .filter(|&i| ns(i, per) == "a")
+            .map(|i| l.rows[i].0)
+            .collect();
+        let p = SearchParams {
+            filter: Filter::namespace("a"),
+            ..SearchParams::default()
+        };
+        let r = mean_recall(&l, &p, &|id| a.contains(&id));
+        assert!(r >= 0.95, "recall@10 {r} at selectivity 1/{per}");
+    }
+}
+
+#[test]
+fn deleted_rows_are_never_returned_and_merge_drops_them() {
+    let l = load(2000, 10);
+    let p = SearchParams::default();
+    // Delete each query's true nearest rows: the graph still holds them.
+    let mut dead = HashSet::new();
+    for q in &l.queries[..20] {
+        for id in truth(&l.rows, q, 5, |_| true) {
+            if dead.insert(id) {
+                assert!(l.store.delete(l.t, RowId(id)).unwrap());
+            }
+        }
+    }
+    let keep = |id: u64| !dead.contains(&id);
+    let r = mean_recall(&l, &p, &keep);
+    assert!(r >= 0.95, "recall@10 with deletes {r}");
+    let report = l.store.merge().unwrap();
+    assert_eq!(report.rows_dropped, dead.len() as u64);
+    assert_eq!(
+        l.store.stats().unwrap().tables[0].indexed_rows,
+        2000 - dead.len() as u64
+    );
+    let rows: Vec<_> = l.rows.iter().filter(|(id, _)| keep(*id)).cloned().collect();
+    let l = Loaded { rows, ..l };
+    let r = mean_recall(&l, &p, &|_| true);
+    assert!(r >= 0.95, "recall@10 after merge {r}");
+}
+
+#[test]
+fn merge_runs_while_writers_commit_and_readers_search() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(indexed_store(&dir.path().join("s")));
+    let all = vectors(3000, 2);
+    let t = store.create_table("t", Dim::new(all[0].len() as u32).unwrap()).unwrap();
+    let first: Vec<Row> = all[..2000].iter().map(|v| Row::new(v.clone())).collect();
+    store.insert_batch(t, first).unwrap();
+    store.flush().unwrap();
+    store.insert(t, Row::new(all[2000].clone())).unwrap();
+    store.flush().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (store, stop, rest) = (store.clone(), stop.clone(), all[2001..].to_vec());
+        std::thread::spawn(move || {
+            let mut deleted = Vec::new();
+            for (i, v) in rest.into_iter().enumerate() {
+                store.insert(t, Row::new(v)).unwrap();
+                if i % 10 == 0 {
+                    // Rows of the segments being merged.
+                    let id = RowId((i * 2) as u64);
+                    assert!(store.delete(t, id).unwrap());
+                    deleted.push(id.0);
+                }
+                if i % 300 == 0 {
+                    store.flush().unwrap();
+                }
+            }
+            stop.store(true, Ordering::SeqCst);
+            deleted
+        })
+    };
+    let reader = {
+        let (store, stop, q) = (store.clone(), stop.clone(), all[5].clone());
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while !stop.load(Ordering::SeqCst) || n == 0 {
+                let hits = store.search(t, &q, 10, &SearchParams::default()).unwrap();
+                assert_eq!(hits.len(), 10);
+                n += 1;
+            }
+            n
+        })
+    };
+    store.merge().unwrap();
+    let deleted = writer.join().unwrap();
+    assert!(reader.join().unwrap() > 0);
+    store.flush().unwrap();
+    store.merge().unwrap();
+    let check = |s: &Store| {
+        let live: HashSet<u64> = s.live_ids(t).unwrap().into_iter().map(|r| r.0).collect();
+        let want: HashSet<u64> = (0..3000u64).filter(|id| !deleted.contains(id)).collect();
+        assert_eq!(live, want);
+        let st = s.stats().unwrap();
+        assert_eq!(st.tables[0].segments, 1);
+        assert_eq!(st.tables[0].indexed_rows, want.len() as u64);
+        for h in s.search(t, &all[7], 50, &SearchParams::default()).unwrap() {
+            assert!(!deleted.contains(&h.id.0));
+        }
+    };
+    check(&store);
+    let path = store.path().to_path_buf();
+    drop(store);
+    check(&Store::open(&path, StoreOptions::reader()).unwrap());
+}
