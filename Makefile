@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 PGRX_TEST_DIR ?= /tmp/pgrx-test
 
-.PHONY: setup demo test test-engine test-pg test-sql test-pg-integration lint fmt bench-storage bench-storage-quick bench-kernels clean-pg
+.PHONY: setup demo test test-engine test-loom test-pg test-sql test-pg-integration lint fmt bench-storage bench-storage-quick bench-kernels bench-ann bench-ann-quick clean-pg
 
 setup:
 	@bash scripts/setup.sh
@@ -16,11 +16,17 @@ demo: setup
 
 ## The whole suite: formatting and lints, engine and integration tests,
 ## pgrx tests through a real server, and the SQL regression suite.
-test: setup lint test-engine test-pg test-sql test-pg-integration
+test: setup lint test-engine test-loom test-pg test-sql test-pg-integration
 	@echo "make test: all suites passed"
 
 test-engine:
 	cargo test --workspace --exclude pg_engram
+
+## The HNSW build's locking under loom: all interleavings of small models
+## with up to 3 preemptions each.
+test-loom:
+	RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom LOOM_MAX_PREEMPTIONS=3 \
+	  cargo test --release -p engram --lib loom_tests
 
 test-pg:
 	mkdir -p $(PGRX_TEST_DIR) && chown postgres $(PGRX_TEST_DIR)
@@ -46,6 +52,15 @@ bench-storage:
 
 bench-kernels:
 	cargo run --release -q -p engram-benches --bin bench_kernels
+
+## Real sentence embeddings (scripts/make-ann-data), engram against hnswlib
+## in the same run: target/bench/ann.json. ANN_N caps the rows (default all).
+bench-ann:
+	bash scripts/bench-ann $(if $(ANN_N),--n $(ANN_N))
+
+## A CI-sized run on 20,000 rows: target/bench/ann-quick.json.
+bench-ann-quick:
+	bash scripts/bench-ann --n 20000 --queries 200 --name ann-quick
 
 bench-storage-quick:
 	cargo run --release -q -p engram-benches --bin bench_storage -- 50000

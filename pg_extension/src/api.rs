@@ -53,8 +53,8 @@ fn create_store(name: &str, dim: i32, kind: default!(&str, "'rows'"), settings: 
             format!("invalid kind {kind:?}: use 'rows'"),
         );
     }
-    if !settings.0.is_object() {
-        user_error(Code::ERRCODE_INVALID_PARAMETER_VALUE, "settings must be a jsonb object");
+    if let Err(why) = catalog::hnsw_settings(&settings.0) {
+        user_error(Code::ERRCODE_INVALID_PARAMETER_VALUE, why);
     }
     if catalog::find(name).is_some() {
         user_error(Code::ERRCODE_DUPLICATE_OBJECT, format!("store {name:?} already exists"));
@@ -213,6 +213,8 @@ fn stats(store: &str) -> JsonB {
         "memtable_rows": t.map_or(0, |t| t.memtable_rows),
         "deleted_rows": t.map_or(0, |t| t.deleted_rows),
         "segment_bytes": t.map_or(0, |t| t.segment_bytes),
+        "indexed_rows": t.map_or(0, |t| t.indexed_rows),
+        "index_bytes": t.map_or(0, |t| t.index_bytes),
         "wal_bytes": st.wal_bytes,
         "generation": st.generation,
     }))
@@ -233,6 +235,38 @@ fn rebuild(store: &str) -> i64 {
     let latest = catalog::lock(store);
     let h = engine_copy::rebuild(store, &cat, latest);
     h.store.live_ids(h.table).or_raise().len() as i64
+}
+
+/// Flush the engine copy's memtable and merge its segments into one with
+/// an HNSW graph (built with the store's `m` and `ef_construction`), so that
+/// searches walk a graph instead of scanning. Returns what was done.
+/// Needs write; commits to the store wait for it (up to 30 s, after which
+/// their publish is deferred to the next use of the store).
+#[pg_extern(security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn optimize(store: &str) -> JsonB {
+    let h = engine_copy::attach(store, Need::Write);
+    let start = std::time::Instant::now();
+    let before = h.store.stats().or_raise();
+    let rows = before.tables.iter().map(|t| t.live_rows).sum::<u64>();
+    notice!("engram: optimizing store {store:?}: indexing {rows} rows");
+    let report = engine_copy::optimize(&h).or_raise();
+    let st = h.store.stats().or_raise();
+    let t = st.tables.iter().find(|t| t.info.name == TABLE);
+    let secs = start.elapsed().as_secs_f64();
+    notice!(
+        "engram: optimized store {store:?}: {} rows in a graph",
+        t.map_or(0, |t| t.indexed_rows)
+    );
+    JsonB(json!({
+        "store": store,
+        "segments_in": report.segments_in,
+        "segments_out": report.segments_out,
+        "rows_dropped": report.rows_dropped,
+        "indexed_rows": t.map_or(0, |t| t.indexed_rows),
+        "index_bytes": t.map_or(0, |t| t.index_bytes),
+        "seconds": secs,
+    }))
 }
 
 /// Change a grant of store `store` (owner only), running `sql` with

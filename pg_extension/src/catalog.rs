@@ -12,13 +12,50 @@ pub struct StoreRow {
     pub dim: u32,
     pub uid: String,
     pub watermark: u64,
+    /// Graph parameters from the store's settings (`m`, `ef_construction`).
+    pub hnsw: engram::index::Hnsw,
+}
+
+/// Graph build threads inside a backend: the build computes only (no
+/// PostgreSQL call leaves the calling thread), and is capped so one
+/// `engram.optimize` does not take every core of the server.
+const BUILD_THREADS: usize = 4;
+
+fn default_hnsw() -> engram::index::Hnsw {
+    engram::index::Hnsw {
+        threads: std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(BUILD_THREADS),
+        ..engram::index::Hnsw::default()
+    }
+}
+
+/// Graph parameters from a store's settings object; an error for a setting
+/// that is unknown or out of range (`create_store` refuses those).
+pub fn hnsw_settings(settings: &serde_json::Value) -> Result<engram::index::Hnsw, String> {
+    let mut h = default_hnsw();
+    let obj = settings.as_object().ok_or("settings must be a jsonb object")?;
+    for (k, v) in obj {
+        let n = v.as_u64().map(|n| n as usize);
+        match (k.as_str(), n) {
+            ("m", Some(m @ 2..=128)) => h.m = m,
+            ("ef_construction", Some(e @ 1..=4096)) => h.ef_construction = e,
+            ("m" | "ef_construction", _) => {
+                return Err(format!(
+                    "setting {k} = {v} is invalid: m must be an integer from 2 to 128, ef_construction from 1 to 4096"
+                ))
+            }
+            _ => return Err(format!("unknown setting {k:?}: use m, ef_construction")),
+        }
+    }
+    Ok(h)
 }
 
 /// The catalog row of `name`, if the store exists (and is visible).
 pub fn find(name: &str) -> Option<StoreRow> {
     Spi::connect(|c| {
         let t = c.select(
-            "SELECT dim, uid, watermark FROM engram.stores WHERE name = $1",
+            "SELECT dim, uid, watermark, settings FROM engram.stores WHERE name = $1",
             Some(1),
             &[name.into()],
         )?;
@@ -30,6 +67,9 @@ pub fn find(name: &str) -> Option<StoreRow> {
             dim: r.get::<i32>(1)?.unwrap_or(0) as u32,
             uid: r.get::<String>(2)?.unwrap_or_default(),
             watermark: r.get::<i64>(3)?.unwrap_or(0) as u64,
+            // Validated at creation; a hand-edited catalog falls back to defaults.
+            hnsw: hnsw_settings(&r.get::<pgrx::JsonB>(4)?.map(|j| j.0).unwrap_or_default())
+                .unwrap_or_else(|_| default_hnsw()),
         }))
     })
     .unwrap_or_else(|e| {

@@ -12,6 +12,7 @@ use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use engram::storage::{Dim, Mode, RowId, Store, StoreOptions, SyncPolicy, TableId, WriteBatch};
@@ -55,12 +56,25 @@ pub fn cached(name: &str) -> Option<Rc<Handle>> {
     HANDLES.with(|h| h.borrow().get(name).cloned())
 }
 
-fn options(uid: &str) -> StoreOptions {
+fn options(cat: &StoreRow) -> StoreOptions {
     StoreOptions {
         mode: Mode::Reader,
-        tag: uid.to_string(),
+        tag: cat.uid.clone(),
+        indexer: Some(Arc::new(cat.hnsw.clone())),
         ..StoreOptions::default()
     }
+}
+
+/// Flush and merge the copy under the writer role: afterwards every row is
+/// in one segment with a graph.
+pub fn optimize(h: &Handle) -> engram::Result<engram::storage::MergeReport> {
+    let mut report = None;
+    write_locked(&h.store, |s| {
+        s.flush()?;
+        report = Some(s.merge()?);
+        Ok(())
+    })?;
+    Ok(report.unwrap_or_default())
 }
 
 fn open(name: &str, cat: &StoreRow) -> Option<Rc<Handle>> {
@@ -68,7 +82,7 @@ fn open(name: &str, cat: &StoreRow) -> Option<Rc<Handle>> {
     if !dir.exists() {
         return None;
     }
-    let store = match Store::open(&dir, options(&cat.uid)) {
+    let store = match Store::open(&dir, options(cat)) {
         Ok(s) => s,
         Err(e) => {
             notice!("engram: engine copy of store {name:?} is unusable ({e}); rebuilding it from engram.rows");
@@ -258,8 +272,7 @@ pub fn rebuild(name: &str, cat: &StoreRow, latest: u64) -> Rc<Handle> {
     let opts = StoreOptions {
         mode: Mode::Writer,
         sync: SyncPolicy::Off,
-        tag: cat.uid.clone(),
-        ..StoreOptions::default()
+        ..options(cat)
     };
     let rows = {
         let store = Store::create(&fresh, opts).or_raise();
@@ -279,6 +292,8 @@ pub fn rebuild(name: &str, cat: &StoreRow, latest: u64) -> Rc<Handle> {
         batch.set_watermark(latest);
         store.write(batch).or_raise();
         store.flush().or_raise();
+        // A rebuilt copy is searched through a graph from the start.
+        store.merge().or_raise();
         store.sync().or_raise();
         total
     };

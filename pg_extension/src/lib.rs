@@ -44,7 +44,7 @@ extension_sql!(
 COMMENT ON SCHEMA engram IS 'engram: memory that can speak';
 COMMENT ON FUNCTION engram.version() IS 'Version of the pg_engram extension.';
 COMMENT ON FUNCTION engram.format_version() IS 'On-disk format version written by the engram engine.';
-COMMENT ON FUNCTION engram.create_store(text, integer, text, jsonb) IS 'create_store(name, dim, kind => ''rows'', settings => ''{}''): create a store of dim-dimensional keys owned by the current user. Names: 1 to 63 letters, digits, _ or -.';
+COMMENT ON FUNCTION engram.create_store(text, integer, text, jsonb) IS 'create_store(name, dim, kind => ''rows'', settings => ''{}''): create a store of dim-dimensional keys owned by the current user. Names: 1 to 63 letters, digits, _ or -. settings: m (2 to 128, default 16) and ef_construction (1 to 4096, default 200) of the HNSW graphs that engram.optimize builds.';
 COMMENT ON FUNCTION engram.drop_store(text) IS 'drop_store(name): drop a store with its rows and grants (owner only); its engine copy is removed at commit.';
 COMMENT ON FUNCTION engram.insert(text, real[], text, jsonb) IS 'insert(store, key, body => '''', meta => ''{}''): add a row to engram.rows and, at commit, to the engine copy; returns the row id. meta keys: namespace, session, scope, kind, tier, timestamp, order, access_count, authority, confidence, decay_rate, token_count, anchor_density.';
 COMMENT ON FUNCTION engram.delete(text, bigint) IS 'delete(store, id): delete a row from engram.rows and, at commit, from the engine copy; returns whether it existed.';
@@ -54,6 +54,7 @@ COMMENT ON FUNCTION engram.stats(text) IS 'stats(store): watermark of the tables
 COMMENT ON FUNCTION engram.rebuild(text) IS 'rebuild(store): rebuild the engine copy from engram.rows; returns the number of rows.';
 COMMENT ON FUNCTION engram.grant(text, text, text) IS 'grant(store, role, privilege): let role read or write the store (owner only); write implies read.';
 COMMENT ON FUNCTION engram.search(text, real[], integer, jsonb, text, integer) IS 'search(store, query, k => 10, filter => ''{}'', metric => ''cosine'', ef => engram.ef_search): the k rows nearest to query (id, distance, body, meta), nearest first. filter keys: namespace, session, scope, kind, tier, time_from, time_to (microseconds, half-open), ids. metric: cosine, dot or l2. Joins with tables through JOIN LATERAL.';
+COMMENT ON FUNCTION engram.optimize(text) IS 'optimize(store): flush the engine copy and merge it into one segment with an HNSW graph (settings m, ef_construction), dropping deleted rows; returns what was done. Needs write.';
 COMMENT ON FUNCTION engram.revoke(text, text, text) IS 'revoke(store, role, privilege): take back a right given by engram.grant (owner only).';
 "#,
     name = "comments",
@@ -68,6 +69,7 @@ COMMENT ON FUNCTION engram.revoke(text, text, text) IS 'revoke(store, role, priv
         api::scan,
         api::stats,
         api::rebuild,
+        api::optimize,
         api::grant,
         api::revoke
     ],

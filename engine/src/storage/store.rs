@@ -563,7 +563,11 @@ impl Store {
         Ok(())
     }
 
-    /// Merge each table's segments into one, dropping deleted rows.
+    /// Merge each table's segments into one, dropping deleted rows and
+    /// building the merged segment's index with [`StoreOptions::indexer`].
+    /// Commits, flushes and searches go on meanwhile; only one merge runs at
+    /// a time. Rows still in the memtable are not included: `flush` first to
+    /// index everything.
     pub fn merge(&self) -> Result<MergeReport> {
         self.writer()?.merge(&self.inner)
     }

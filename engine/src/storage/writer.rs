@@ -403,8 +403,9 @@ struct MergePlan {
 
 impl Writer {
     /// Rewrite each table's segments into one, without its deleted rows, when
-    /// the table has several segments or any deleted segment row; build each
-    /// new segment's index with `inner.opts.indexer`.
+    /// the table has several segments, any deleted segment row, or (with an
+    /// indexer) a segment without an index; build each new segment's index
+    /// with `inner.opts.indexer`.
     ///
     /// Only the planning and the final publish hold the I/O lock: commits and
     /// flushes go on while the rows are copied and the index is built, which
@@ -419,9 +420,11 @@ impl Writer {
             let mut st = inner.state.write();
             let mut plans = Vec::new();
             let mut next_id = st.next_segment_id;
+            let indexing = inner.opts.indexer.is_some();
             for t in &st.tables {
                 let dead = t.segment_tombstones();
-                if t.segments.len() < 2 && dead.is_empty() {
+                let unindexed = indexing && t.segments.iter().any(|s| s.index_bytes().is_empty());
+                if t.segments.len() < 2 && dead.is_empty() && !unindexed {
                     continue;
                 }
                 plans.push(MergePlan {
