@@ -32,6 +32,8 @@ const BATCH: usize = 2000;
 pub struct Handle {
     pub store: Store,
     pub table: TableId,
+    /// Key dimension of the store.
+    pub dim: u32,
     uid: String,
 }
 
@@ -100,6 +102,7 @@ fn open(name: &str, cat: &StoreRow) -> Option<Rc<Handle>> {
         Rc::new(Handle {
             store,
             table,
+            dim: cat.dim,
             uid: cat.uid.clone(),
         })
     })

@@ -54,6 +54,7 @@ COMMENT ON FUNCTION engram.stats(text) IS 'stats(store): watermark of the tables
 COMMENT ON FUNCTION engram.rebuild(text) IS 'rebuild(store): rebuild the engine copy from engram.rows; returns the number of rows.';
 COMMENT ON FUNCTION engram.grant(text, text, text) IS 'grant(store, role, privilege): let role read or write the store (owner only); write implies read.';
 COMMENT ON FUNCTION engram.search(text, real[], integer, jsonb, text, integer) IS 'search(store, query, k => 10, filter => ''{}'', metric => ''cosine'', ef => engram.ef_search): the k rows nearest to query (id, distance, body, meta), nearest first. filter keys: namespace, session, scope, kind, tier, time_from, time_to (microseconds, half-open), ids. metric: cosine, dot or l2. Joins with tables through JOIN LATERAL.';
+COMMENT ON FUNCTION engram.search_ids(text, real[], integer, jsonb, text, integer) IS 'search_ids(store, query, k => 10, filter => ''{}'', metric => ''cosine'', ef => engram.ef_search): like search, returning only (id, distance); the fast path when joining engram.rows or your own tables.';
 COMMENT ON FUNCTION engram.optimize(text) IS 'optimize(store): flush the engine copy and merge it into one segment with an HNSW graph (settings m, ef_construction), dropping deleted rows; returns what was done. Needs write.';
 COMMENT ON FUNCTION engram.revoke(text, text, text) IS 'revoke(store, role, privilege): take back a right given by engram.grant (owner only).';
 "#,

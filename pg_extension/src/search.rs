@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use engram::index::{Filter, Search, SearchParams};
+use engram::index::{Filter, Hit, Search, SearchParams};
 use engram::kernels::distance::Metric;
 use pgrx::prelude::*;
 use pgrx::{JsonB, PgSqlErrorCode as Code};
@@ -85,7 +85,47 @@ fn metric_of(name: &str) -> Metric {
     }
 }
 
-/// The k rows of `store` nearest to `query` that pass `filter`, nearest first.
+/// Check the arguments, bring the copy in step and search it.
+fn nearest(
+    store: &str,
+    query: Vec<Option<f32>>,
+    k: i32,
+    filter: &Value,
+    metric: &str,
+    ef: Option<i32>,
+) -> (std::rc::Rc<engine_copy::Handle>, Vec<Hit>) {
+    if k <= 0 {
+        bad(format!("k must be positive, got {k}"));
+    }
+    if let Some(ef) = ef {
+        if ef <= 0 {
+            bad(format!("ef must be positive, got {ef}"));
+        }
+    }
+    let query: Vec<f32> = query
+        .into_iter()
+        .map(|x| x.unwrap_or_else(|| user_error(Code::ERRCODE_NULL_VALUE_NOT_ALLOWED, "query must not contain NULL")))
+        .collect();
+    let params = SearchParams {
+        metric: metric_of(metric),
+        ef: ef.unwrap_or_else(|| gucs::EF_SEARCH.get()) as usize,
+        rescore: gucs::RESCORE.get() as usize,
+        filter: filter_from_json(filter),
+    };
+    let h = engine_copy::attach(store, Need::Read);
+    if query.len() != h.dim as usize {
+        bad(format!(
+            "query has dimension {}, but store {store:?} stores dimension {}",
+            query.len(),
+            h.dim
+        ));
+    }
+    let hits = h.store.search(h.table, &query, k as usize, &params).or_raise();
+    (h, hits)
+}
+
+/// The k rows of `store` nearest to `query` that pass `filter`, nearest
+/// first, with their body and metadata.
 #[pg_extern(security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 #[allow(clippy::type_complexity)]
@@ -105,33 +145,7 @@ fn search(
         name!(meta, JsonB),
     ),
 > {
-    if k <= 0 {
-        bad(format!("k must be positive, got {k}"));
-    }
-    if let Some(ef) = ef {
-        if ef <= 0 {
-            bad(format!("ef must be positive, got {ef}"));
-        }
-    }
-    let query: Vec<f32> = query
-        .into_iter()
-        .map(|x| x.unwrap_or_else(|| user_error(Code::ERRCODE_NULL_VALUE_NOT_ALLOWED, "query must not contain NULL")))
-        .collect();
-    let params = SearchParams {
-        metric: metric_of(metric),
-        ef: ef.unwrap_or_else(|| gucs::EF_SEARCH.get()) as usize,
-        rescore: gucs::RESCORE.get() as usize,
-        filter: filter_from_json(&filter.0),
-    };
-    let h = engine_copy::attach(store, Need::Read);
-    let dim = crate::catalog::get(store).dim as usize;
-    if query.len() != dim {
-        bad(format!(
-            "query has dimension {}, but store {store:?} stores dimension {dim}",
-            query.len()
-        ));
-    }
-    let hits = h.store.search(h.table, &query, k as usize, &params).or_raise();
+    let (h, hits) = nearest(store, query, k, &filter.0, metric, ef);
     let rows: Vec<_> = hits
         .into_iter()
         .filter_map(|hit| {
@@ -145,4 +159,22 @@ fn search(
         })
         .collect();
     TableIterator::new(rows)
+}
+
+/// Like `search`, returning only ids and distances: no row is decoded, so
+/// it is the fast path when the caller joins `engram.rows` (or its own
+/// tables) for the rest.
+#[pg_extern(security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+#[allow(clippy::type_complexity)]
+fn search_ids(
+    store: &str,
+    query: Vec<Option<f32>>,
+    k: default!(i32, 10),
+    filter: default!(JsonB, "'{}'"),
+    metric: default!(&str, "'cosine'"),
+    ef: default!(Option<i32>, "NULL"),
+) -> TableIterator<'static, (name!(id, i64), name!(distance, f32))> {
+    let (_, hits) = nearest(store, query, k, &filter.0, metric, ef);
+    TableIterator::new(hits.into_iter().map(|h| (h.id.0 as i64, h.distance)))
 }

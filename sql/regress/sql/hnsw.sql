@@ -57,6 +57,11 @@ FROM (
     FROM queries q
 ) per_query;
 
+-- search_ids returns the same rows, without decoding them.
+SELECT bool_and(a = b) AS search_ids_matches
+FROM (SELECT array(SELECT id FROM engram.search('g', q.v, 10)) AS a,
+             array(SELECT id FROM engram.search_ids('g', q.v, 10)) AS b FROM queries q) x;
+
 -- Deleted rows are skipped by the graph and dropped by the next optimize.
 SELECT count(engram.delete('g', id)) AS deleted FROM (SELECT generate_series(0, 2999, 3) AS id) d;
 SELECT count(*) AS deleted_returned
