@@ -1,6 +1,7 @@
 //! The few facts read straight from the backend's C globals.
 #![allow(unsafe_code)]
 
+use std::cell::Cell;
 use std::ffi::CStr;
 use std::path::PathBuf;
 
@@ -14,11 +15,74 @@ pub fn data_dir() -> PathBuf {
     PathBuf::from(dir.to_string_lossy().into_owned())
 }
 
-/// The role that called us: the session's role (or SET ROLE), unaffected by
-/// the SECURITY DEFINER switch of engram's own functions.
-pub fn outer_user() -> pg_sys::Oid {
+thread_local! {
+    /// The role whose call is being served, while `as_owner` runs.
+    static CALLER: Cell<Option<pg_sys::Oid>> = const { Cell::new(None) };
+}
+
+/// The role that called the engram function being served: the current user
+/// id at the call, which is what PostgreSQL's own privilege checks use. It
+/// is the table owner inside an index expression or autovacuum, and the
+/// function's owner inside another role's SECURITY DEFINER function — never
+/// a more privileged session role behind them.
+pub fn caller() -> pg_sys::Oid {
+    CALLER.with(Cell::get).unwrap_or_else(current_user)
+}
+
+fn current_user() -> pg_sys::Oid {
     // SAFETY: a plain getter of backend state, valid in any transaction.
-    unsafe { pg_sys::GetOuterUserId() }
+    unsafe { pg_sys::GetUserId() }
+}
+
+/// The role that owns the installed extension, and so its tables.
+fn extension_owner() -> pg_sys::Oid {
+    pgrx::Spi::get_one::<pg_sys::Oid>("SELECT extowner FROM pg_catalog.pg_extension WHERE extname = 'pg_engram'")
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| {
+            crate::errors::user_error(
+                pgrx::PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+                "extension pg_engram is not installed in this database",
+            )
+        })
+}
+
+/// Serve one call of an engram SQL function: remember the caller (for
+/// `caller()`), then run `f` as the extension's owner, which is the only
+/// role that may touch engram's tables directly. The functions are SECURITY
+/// INVOKER and switch here rather than being SECURITY DEFINER, because a
+/// definer function cannot see which role called it, only the session's.
+/// The switch is undone on return and on error (and a transaction abort
+/// resets it too).
+pub fn as_owner<T>(f: impl FnOnce() -> T) -> T {
+    let (mut user, mut context) = (pg_sys::InvalidOid, 0i32);
+    // SAFETY: writes the current user id and security context to the two
+    // locals; valid in any transaction.
+    unsafe { pg_sys::GetUserIdAndSecContext(&mut user, &mut context) };
+    let owner = extension_owner();
+    struct Restore {
+        user: pg_sys::Oid,
+        context: i32,
+        outer: Option<pg_sys::Oid>,
+    }
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            // SAFETY: restores the values read above, as fmgr does after a
+            // SECURITY DEFINER call.
+            unsafe { pg_sys::SetUserIdAndSecContext(self.user, self.context) };
+            CALLER.with(|c| c.set(self.outer));
+        }
+    }
+    let _restore = Restore {
+        user,
+        context,
+        outer: CALLER.with(|c| c.replace(Some(user))),
+    };
+    // SAFETY: the same call fmgr makes for SECURITY DEFINER functions: a
+    // local user id change, flagged so that SET ROLE and friends are refused
+    // while it is in effect.
+    unsafe { pg_sys::SetUserIdAndSecContext(owner, context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32) };
+    f()
 }
 
 /// Nesting level of the current (sub)transaction: 1 at top level.

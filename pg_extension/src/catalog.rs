@@ -3,7 +3,7 @@
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode as Code;
 
-use crate::backend::outer_user;
+use crate::backend::caller;
 use crate::errors::user_error;
 
 /// A store's catalog row, as far as the engine copy depends on it.
@@ -106,7 +106,7 @@ impl Need {
 /// ERROR 42501 with `denied` unless `sql`, given the store name and the
 /// calling role, answers true.
 fn check(name: &str, sql: &str, extra: Option<&str>, denied: String) {
-    let role = outer_user();
+    let role = caller();
     let ok = match extra {
         Some(x) => Spi::get_one_with_args::<bool>(sql, &[name.into(), role.into(), x.into()]),
         None => Spi::get_one_with_args::<bool>(sql, &[name.into(), role.into()]),

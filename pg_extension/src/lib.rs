@@ -97,7 +97,10 @@ mod tests {
             Spi::get_one::<String>("SELECT engram.version()"),
             Ok(Some(env!("CARGO_PKG_VERSION").to_string()))
         );
-        assert_eq!(Spi::get_one::<i32>("SELECT engram.format_version()"), Ok(Some(1)));
+        assert_eq!(
+            Spi::get_one::<i32>("SELECT engram.format_version()"),
+            Ok(Some(engram::storage::FormatVersion::CURRENT as i32))
+        );
     }
 }
 

@@ -126,7 +126,7 @@ fn nearest(
 
 /// The k rows of `store` nearest to `query` that pass `filter`, nearest
 /// first, with their body and metadata.
-#[pg_extern(security_definer)]
+#[pg_extern]
 #[search_path(pg_catalog, pg_temp)]
 #[allow(clippy::type_complexity)]
 fn search(
@@ -145,26 +145,28 @@ fn search(
         name!(meta, JsonB),
     ),
 > {
-    let (h, hits) = nearest(store, query, k, &filter.0, metric, ef);
-    let rows: Vec<_> = hits
-        .into_iter()
-        .filter_map(|hit| {
-            let row = h.store.get(h.table, hit.id).or_raise()?;
-            Some((
-                hit.id.0 as i64,
-                hit.distance,
-                row.text,
-                JsonB(convert::meta_to_json(&row.meta)),
-            ))
-        })
-        .collect();
-    TableIterator::new(rows)
+    crate::backend::as_owner(|| {
+        let (h, hits) = nearest(store, query, k, &filter.0, metric, ef);
+        let rows: Vec<_> = hits
+            .into_iter()
+            .filter_map(|hit| {
+                let row = h.store.get(h.table, hit.id).or_raise()?;
+                Some((
+                    hit.id.0 as i64,
+                    hit.distance,
+                    row.text,
+                    JsonB(convert::meta_to_json(&row.meta)),
+                ))
+            })
+            .collect();
+        TableIterator::new(rows)
+    })
 }
 
 /// Like `search`, returning only ids and distances: no row is decoded, so
 /// it is the fast path when the caller joins `engram.rows` (or its own
 /// tables) for the rest.
-#[pg_extern(security_definer)]
+#[pg_extern]
 #[search_path(pg_catalog, pg_temp)]
 #[allow(clippy::type_complexity)]
 fn search_ids(
@@ -175,6 +177,8 @@ fn search_ids(
     metric: default!(&str, "'cosine'"),
     ef: default!(Option<i32>, "NULL"),
 ) -> TableIterator<'static, (name!(id, i64), name!(distance, f32))> {
-    let (_, hits) = nearest(store, query, k, &filter.0, metric, ef);
-    TableIterator::new(hits.into_iter().map(|h| (h.id.0 as i64, h.distance)))
+    crate::backend::as_owner(|| {
+        let (_, hits) = nearest(store, query, k, &filter.0, metric, ef);
+        TableIterator::new(hits.into_iter().map(|h| (h.id.0 as i64, h.distance)))
+    })
 }

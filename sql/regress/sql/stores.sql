@@ -108,6 +108,35 @@ SELECT pg_temp.try($$SELECT * FROM engram.scan('alice_notes')$$);
 SELECT pg_temp.try($$SELECT engram.drop_store('alice_notes')$$);
 RESET ROLE;
 
+-- Rights are those of the role PostgreSQL runs the call as, never of a more
+-- privileged session behind it: bob's SECURITY DEFINER function acts as bob
+-- when the superuser calls it, and so does bob's index expression when the
+-- superuser's ANALYZE evaluates it (as bob, the table's owner).
+CREATE SCHEMA bob AUTHORIZATION engram_bob;
+SET ROLE engram_bob;
+CREATE TABLE bob.bob_flag (armed boolean);
+INSERT INTO bob.bob_flag VALUES (false);
+CREATE FUNCTION bob.bob_plant(s text) RETURNS text LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog AS $$
+BEGIN PERFORM engram.insert(s, '{9,9}', 'planted by a definer function'); RETURN 'planted'; END $$;
+CREATE FUNCTION bob.bob_probe(x int) RETURNS int LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog AS $$
+BEGIN
+    IF (SELECT armed FROM bob.bob_flag) THEN
+        PERFORM engram.insert('alice_notes', '{8,8}', 'planted by an index expression');
+    END IF;
+    RETURN x;
+END $$;
+CREATE TABLE bob.bob_table (x int);
+INSERT INTO bob.bob_table SELECT generate_series(1, 10);
+CREATE INDEX ON bob.bob_table (bob.bob_probe(x));
+UPDATE bob.bob_flag SET armed = true;
+RESET ROLE;
+SELECT pg_temp.try($$SELECT bob.bob_plant('alice_notes')$$);
+SELECT pg_temp.try($$ANALYZE bob.bob_table$$);
+SELECT count(*) AS planted FROM engram.rows WHERE body LIKE 'planted%';
+DROP SCHEMA bob CASCADE;
+
 -- A store dropped and recreated in one transaction cannot be used again
 -- before commit (its engine copy would otherwise see uncommitted rows).
 SELECT engram.create_store('phoenix', 2);
