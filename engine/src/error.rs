@@ -112,6 +112,16 @@ pub enum Error {
     /// The operation was cancelled by its caller.
     #[error("operation cancelled")]
     Cancelled,
+    /// A row or a write is larger than one log record may be.
+    #[error("{what} of about {bytes} bytes exceeds the limit of {limit} bytes")]
+    TooLarge {
+        /// What was too large.
+        what: &'static str,
+        /// Its size.
+        bytes: usize,
+        /// The limit.
+        limit: usize,
+    },
 }
 
 /// Result with the engine's [`Error`].

@@ -174,8 +174,19 @@ fn bad_input_is_a_typed_error() {
     let reader = Store::open(&path, StoreOptions::reader()).unwrap();
     assert!(matches!(reader.insert(t, row(1, 0)), Err(Error::ReadOnly)));
     // Too large for one atomic write: refused up front, nothing written.
-    let huge = Row::new(vec![0.0; 4]).with_text("x".repeat(300 << 20));
-    assert!(matches!(store.insert(t, huge), Err(Error::InvalidArgument(_))));
+    let huge = Row::new(vec![0.0; 4]).with_text("x".repeat(65 << 20));
+    assert!(matches!(
+        store.insert(t, huge),
+        Err(Error::TooLarge { what: "a row", .. })
+    ));
+    let big = |_| Row::new(vec![0.0; 4]).with_text("x".repeat(40 << 20));
+    assert!(matches!(
+        store.insert_batch(t, (0..7).map(big).collect()),
+        Err(Error::TooLarge {
+            what: "a single atomic write",
+            ..
+        })
+    ));
     assert_eq!(store.stats().unwrap().tables[0].live_rows, 0);
     // A second writer is refused while the first holds the lock.
     let opts = StoreOptions {

@@ -26,7 +26,8 @@ use crate::errors::OrRaise;
 
 /// The engine table that holds a generic store's rows.
 pub const TABLE: &str = "rows";
-const BATCH: usize = 2000;
+/// Rows fetched per cursor step when reading `engram.rows`.
+const FETCH_ROWS: i64 = 2000;
 
 /// An open engine copy of one store.
 pub struct Handle {
@@ -148,8 +149,12 @@ pub fn attach(name: &str, need: Need) -> Rc<Handle> {
     let latest = catalog::lock(name);
     let h = match handle {
         Some(h) => {
-            let w = h.store.watermark().or_raise();
-            let repaired = w == latest || (w < latest && catch_up(name, &h, latest).is_ok());
+            // An unreadable copy (its files removed or damaged under us) is
+            // rebuilt like a missing one.
+            let repaired = match h.store.watermark() {
+                Ok(w) => w == latest || (w < latest && catch_up(name, &h, latest).is_ok()),
+                Err(_) => false,
+            };
             if repaired {
                 h
             } else {
@@ -189,11 +194,78 @@ fn wait_in_step(h: &Handle, watermark: u64) -> Step {
     Step::Behind
 }
 
-fn write_locked(store: &Store, f: impl FnOnce(&Store) -> engram::Result<()>) -> engram::Result<()> {
+/// Run `f` with the copy's writer role, which is given back on return and
+/// also if `f` raises an ERROR (unwinding through here).
+fn write_locked<T>(store: &Store, f: impl FnOnce(&Store) -> engram::Result<T>) -> engram::Result<T> {
     store.begin_write(Duration::from_secs(30), &interrupt_pending)?;
+    struct GiveBack<'a>(&'a Store);
+    impl Drop for GiveBack<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.end_write();
+        }
+    }
+    let guard = GiveBack(store);
     let r = f(store);
+    std::mem::forget(guard);
     let end = store.end_write();
-    r.and(end)
+    r.and_then(|v| end.map(|()| v))
+}
+
+/// Bytes of changes per write while catching up or rebuilding: far below
+/// one log record's limit whatever the rows (each is at most
+/// `MAX_ROW_BYTES`), and small enough to bound memory.
+const CHUNK_BYTES: usize = 32 << 20;
+
+/// Changes streamed into a copy in writes of about `CHUNK_BYTES`; only the
+/// last write carries the new watermark, so a copy interrupted half-way is
+/// still "behind" and is repaired again on its next use.
+struct Chunks<'a> {
+    store: &'a Store,
+    table: TableId,
+    batch: WriteBatch,
+    bytes: usize,
+    error: Option<engram::Error>,
+}
+
+impl<'a> Chunks<'a> {
+    fn new(store: &'a Store, table: TableId) -> Self {
+        Chunks {
+            store,
+            table,
+            batch: WriteBatch::new(),
+            bytes: 0,
+            error: None,
+        }
+    }
+
+    fn delete(&mut self, id: u64) {
+        self.batch.delete(self.table, RowId(id));
+        self.grew(16);
+    }
+
+    fn insert(&mut self, id: u64, row: engram::storage::Row) {
+        let bytes = row.log_bytes();
+        self.batch.insert(self.table, RowId(id), row);
+        self.grew(bytes);
+    }
+
+    fn grew(&mut self, bytes: usize) {
+        self.bytes += bytes;
+        if self.bytes >= CHUNK_BYTES && self.error.is_none() {
+            if let Err(e) = self.store.write(std::mem::take(&mut self.batch)) {
+                self.error = Some(e);
+            }
+            self.bytes = 0;
+        }
+    }
+
+    fn finish(mut self, watermark: u64) -> engram::Result<()> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        self.batch.set_watermark(watermark);
+        self.store.write(std::mem::take(&mut self.batch)).map(|_| ())
+    }
 }
 
 /// Apply the difference between the engine's live ids and the table's ids.
@@ -205,16 +277,15 @@ fn catch_up(name: &str, h: &Handle, latest: u64) -> engram::Result<()> {
             .collect::<Result<_, _>>()
     })
     .map_err(|e| engram::Error::InvalidArgument(e.to_string()))?;
-    let mut batch = WriteBatch::new();
-    for id in engine.difference(&truth) {
-        batch.delete(h.table, RowId(*id));
-    }
     let missing: Vec<i64> = truth.difference(&engine).map(|i| *i as i64).collect();
-    load_rows(name, Some(missing), |id, row| {
-        batch.insert(h.table, RowId(id), row);
-    });
-    batch.set_watermark(latest);
-    write_locked(&h.store, |s| s.write(batch).map(|_| ()))?;
+    write_locked(&h.store, |s| {
+        let mut chunks = Chunks::new(s, h.table);
+        for id in engine.difference(&truth) {
+            chunks.delete(*id);
+        }
+        load_rows(name, Some(missing), |id, row| chunks.insert(id, row));
+        chunks.finish(latest)
+    })?;
     notice!("engram: caught up the engine copy of store {name:?} to watermark {latest}");
     Ok(())
 }
@@ -234,7 +305,7 @@ fn load_rows(name: &str, only: Option<Vec<i64>>, mut each: impl FnMut(u64, engra
     Spi::connect(|c| {
         let mut cursor = c.open_cursor(sql, &args);
         loop {
-            let t = cursor.fetch(BATCH as i64)?;
+            let t = cursor.fetch(FETCH_ROWS)?;
             if t.is_empty() {
                 break;
             }
@@ -280,20 +351,13 @@ pub fn rebuild(name: &str, cat: &StoreRow, latest: u64) -> Rc<Handle> {
     let rows = {
         let store = Store::create(&fresh, opts).or_raise();
         let table = store.create_table(TABLE, Dim::new(cat.dim).or_raise()).or_raise();
-        let mut batch = WriteBatch::new();
-        let mut pending = 0usize;
+        let mut chunks = Chunks::new(&store, table);
         let mut total = 0u64;
         load_rows(name, None, |id, row| {
-            batch.insert(table, RowId(id), row);
-            pending += 1;
+            chunks.insert(id, row);
             total += 1;
-            if pending == BATCH {
-                store.write(std::mem::take(&mut batch)).or_raise();
-                pending = 0;
-            }
         });
-        batch.set_watermark(latest);
-        store.write(batch).or_raise();
+        chunks.finish(latest).or_raise();
         store.flush().or_raise();
         // A rebuilt copy is searched through a graph from the start.
         store.merge().or_raise();

@@ -14,6 +14,7 @@ pub fn sqlstate(e: &Error) -> Code {
         Error::TableExists(_) | Error::AlreadyExists(_) => Code::ERRCODE_DUPLICATE_OBJECT,
         Error::WriterLocked { .. } => Code::ERRCODE_LOCK_NOT_AVAILABLE,
         Error::Cancelled => Code::ERRCODE_QUERY_CANCELED,
+        Error::TooLarge { .. } => Code::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
         Error::Corrupt { .. } | Error::BadMagic { .. } | Error::UnsupportedVersion { .. } => {
             Code::ERRCODE_DATA_CORRUPTED
         }

@@ -128,6 +128,9 @@ fn publish(txn: Txn) {
             continue;
         }
         if let Err(why) = publish_store(&name, ops) {
+            // A handle whose write failed refuses every later write: drop it,
+            // so the next use opens the copy afresh and repairs it.
+            engine_copy::forget(&name);
             warning!("engram: store {name:?}: engine copy not updated at commit ({why}); it will be brought back in step from engram.rows on its next use");
         }
     }

@@ -29,7 +29,7 @@ pub use format::FormatVersion;
 pub use indexer::{IndexInput, SegmentIndexer};
 pub(crate) use segment::Segment;
 pub use store::{Mode, Scan, Store, StoreOptions, StoreStats, TableInfo, TableStats, WriteReport};
-pub use types::{Dim, Kind, Meta, MetaRecord, Position, Row, RowId, Scope, TableId, Tier, Value};
+pub use types::{Dim, Kind, Meta, MetaRecord, Position, Row, RowId, Scope, TableId, Tier, Value, MAX_ROW_BYTES};
 pub(crate) use view::segment_row;
 pub use view::{RowRef, TableView};
 pub use wal::SyncPolicy;

@@ -639,10 +639,11 @@ impl Drop for Store {
 fn check_log_size<'a>(rows: impl Iterator<Item = &'a Row>) -> Result<()> {
     let bytes: usize = rows.map(Row::log_bytes).sum();
     if bytes > wal::MAX_RECORD {
-        return Err(Error::InvalidArgument(format!(
-            "a single write of about {bytes} bytes exceeds the {} byte limit of one atomic write; split it",
-            wal::MAX_RECORD
-        )));
+        return Err(Error::TooLarge {
+            what: "a single atomic write",
+            bytes,
+            limit: wal::MAX_RECORD,
+        });
     }
     Ok(())
 }

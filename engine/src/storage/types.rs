@@ -284,8 +284,14 @@ impl Row {
         self
     }
 
-    /// An upper bound on the bytes this row takes in a log record.
-    pub(crate) fn log_bytes(&self) -> usize {
+    /// An upper bound on the bytes this row takes in a log record; at most
+    /// [`MAX_ROW_BYTES`] for a row that [`Row::validate`] accepts.
+    ///
+    /// ```
+    /// let row = engram::storage::Row::new(vec![0.0; 4]).with_text("hi");
+    /// assert!(row.log_bytes() >= 4 * 4 + 2);
+    /// ```
+    pub fn log_bytes(&self) -> usize {
         let value = match &self.value {
             Value::Empty => 0,
             Value::Vector(v) => v.len() * 4,
@@ -316,6 +322,14 @@ impl Row {
                 found: u32::try_from(self.key.len()).unwrap_or(u32::MAX),
             });
         }
+        let bytes = self.log_bytes();
+        if bytes > MAX_ROW_BYTES {
+            return Err(Error::TooLarge {
+                what: "a row",
+                bytes,
+                limit: MAX_ROW_BYTES,
+            });
+        }
         check_finite("key", &self.key)?;
         if let Value::Vector(v) = &self.value {
             check_finite("value", v)?;
@@ -332,6 +346,10 @@ impl Row {
         Ok(())
     }
 }
+
+/// The largest row a store accepts, so that any row fits in one log record
+/// with room to spare, whoever batches it.
+pub const MAX_ROW_BYTES: usize = 64 << 20;
 
 fn check_finite(what: &'static str, v: &[f32]) -> Result<()> {
     match v.iter().position(|x| !x.is_finite()) {

@@ -58,6 +58,7 @@ SELECT pg_temp.try($$SELECT engram.create_store('../x', 3)$$);
 SELECT pg_temp.try($$SELECT engram.create_store('a/b', 3)$$);
 SELECT pg_temp.try($$SELECT engram.create_store('', 3)$$);
 SELECT pg_temp.try($$SELECT engram.create_store(repeat('x', 64), 3)$$);
+SELECT pg_temp.try($$SELECT engram.insert('notes', '{1,1,1}', repeat('x', 70000000))$$);
 SELECT pg_temp.try($$SELECT engram.create_store('ctl' || chr(1), 3)$$);
 SELECT pg_temp.try($$SELECT engram.create_store('notes', 3)$$);
 SELECT pg_temp.try($$SELECT engram.create_store('d0', 0)$$);
