@@ -67,6 +67,7 @@ fn copy_error(e: &Error) -> Error {
             path: path.clone(),
             source: std::io::Error::new(source.kind(), source.to_string()),
         },
+        Error::WriterFailed(why) => Error::WriterFailed(why.clone()),
         other => Error::InvalidArgument(other.to_string()),
     }
 }
@@ -159,7 +160,17 @@ fn run_group(inner: &Inner, wal: &mut WalWriter, batch: Vec<(u64, Pending)>) -> 
             }
         }
     }
-    if records.is_empty() || inner.check_not_failed().is_err() {
+    if records.is_empty() {
+        return results;
+    }
+    // A change queued before an earlier group failed the handle must not be
+    // acknowledged: nothing of it is logged.
+    if let Err(e) = inner.check_not_failed() {
+        for (_, r) in results.iter_mut() {
+            if r.is_ok() {
+                *r = Err(copy_error(&e));
+            }
+        }
         return results;
     }
     // A failed append may still have put whole records on disk, which a
