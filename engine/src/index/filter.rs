@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::ops::Range;
 use std::sync::Arc;
 
-use crate::storage::{Kind, RowRef, Scope, TableView, Tier};
+use crate::storage::{Kind, MetaRecord, RowRef, Scope, TableView, Tier};
 
 /// Which rows may be returned; every field set must hold (AND).
 ///
@@ -99,13 +99,17 @@ impl Compiled {
     }
 
     pub fn matches(&self, r: &RowRef<'_>) -> bool {
-        let m = r.meta;
+        self.matches_meta(r.meta, r.id.0)
+    }
+
+    /// [`matches`](Self::matches) from a row's metadata and id alone.
+    pub fn matches_meta(&self, m: &MetaRecord, id: u64) -> bool {
         self.namespace.is_none_or(|n| m.namespace == n)
             && self.session.is_none_or(|s| m.session == s)
             && self.scope.is_none_or(|s| m.scope == s)
             && self.kind.is_none_or(|k| m.kind == k)
             && self.tier.is_none_or(|t| m.tier == t)
             && self.time.as_ref().is_none_or(|t| t.contains(&m.timestamp))
-            && self.ids.as_ref().is_none_or(|ids| ids.contains(&r.id.0))
+            && self.ids.as_ref().is_none_or(|ids| ids.contains(&id))
     }
 }

@@ -44,6 +44,11 @@ impl<'a> Pool<'a> {
         }
     }
 
+    /// Whether a candidate at `distance` would be kept (ties by id aside).
+    pub fn admits(&self, distance: f32) -> bool {
+        self.heap.len() < self.cap || self.heap.peek().is_some_and(|w| distance <= w.distance)
+    }
+
     pub fn push(&mut self, distance: f32, row: RowRef<'a>) {
         let s = Scored { distance, row };
         if self.heap.len() < self.cap {

@@ -86,10 +86,12 @@ fn search_segment<'a>(
     ef: usize,
     pool: &mut Pool<'a>,
 ) {
-    let ids = s.ids();
+    // Whole columns, fetched once: the per-row checks below index them.
+    let (ids, metas) = (s.ids(), s.metas());
+    let deletes = view.has_deletes();
     let admit = |i: u32| {
-        let r = segment_row(s, i as usize);
-        !view.is_deleted(ids[i as usize]) && filter.matches(&r)
+        let (id, i) = (ids[i as usize], i as usize);
+        !(deletes && view.is_deleted(id)) && filter.matches_meta(&metas[i], id)
     };
     match plan::choose(s, probe.metric, ef, filtered, &admit) {
         Plan::Graph { graph, ef } => {
@@ -97,24 +99,28 @@ fn search_segment<'a>(
                 pool.push(n.d, segment_row(s, n.node as usize));
             }
         }
-        Plan::Scan => match filter.ids().filter(|set| set.len().saturating_mul(16) < s.rows) {
-            // A small id set: look its rows up instead of checking them all.
-            Some(set) => {
-                for i in set.iter().filter_map(|&id| s.find(id)) {
-                    if admit(i as u32) {
-                        let r = segment_row(s, i);
-                        pool.push(probe.approx(&r), r);
-                    }
+        Plan::Scan => {
+            let (codes, scales, norms, dim) = (s.codes(), s.scales(), s.norms(), s.dim);
+            let mut score = |i: usize| {
+                let d = if probe.exact {
+                    distance(probe.metric, probe.key, s.key(i))
+                } else {
+                    let code = &codes[i * dim..(i + 1) * dim];
+                    code_distance(probe.metric, &probe.code, probe.scale, probe.norm, code, scales[i], norms[i])
+                };
+                if pool.admits(d) {
+                    pool.push(d, segment_row(s, i));
                 }
+            };
+            match filter.ids().filter(|set| set.len().saturating_mul(16) < s.rows) {
+                // A small id set: look its rows up instead of checking them all.
+                Some(set) => set
+                    .iter()
+                    .filter_map(|&id| s.find(id))
+                    .filter(|&i| admit(i as u32))
+                    .for_each(&mut score),
+                None => (0..s.rows).filter(|&i| admit(i as u32)).for_each(&mut score),
             }
-            None => {
-                for i in 0..s.rows {
-                    if admit(i as u32) {
-                        let r = segment_row(s, i);
-                        pool.push(probe.approx(&r), r);
-                    }
-                }
-            }
-        },
+        }
     }
 }

@@ -226,6 +226,21 @@ impl Segment {
         &self.view::<f32>(Section::Keys)[i * self.dim..(i + 1) * self.dim]
     }
 
+    /// Norms of every row's key.
+    pub fn norms(&self) -> &[f32] {
+        self.view(Section::Norms)
+    }
+
+    /// Quantization scales of every row.
+    pub fn scales(&self) -> &[f32] {
+        self.view(Section::Scales)
+    }
+
+    /// Stored metadata of every row.
+    pub fn metas(&self) -> &[MetaRecord] {
+        self.view(Section::Metas)
+    }
+
     /// Norm of row `i`'s key.
     pub fn norm(&self, i: usize) -> f32 {
         self.view::<f32>(Section::Norms)[i]
