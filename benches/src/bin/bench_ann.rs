@@ -78,6 +78,7 @@ struct Args {
     hnswlib: Option<PathBuf>,
     name: String,
     queries: usize,
+    rescore: usize,
 }
 
 fn args() -> Args {
@@ -92,6 +93,7 @@ fn args() -> Args {
         hnswlib: None,
         name: "ann".into(),
         queries: 1000,
+        rescore: SearchParams::default().rescore,
     };
     while let Some(flag) = it.next() {
         let v = it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
@@ -104,6 +106,7 @@ fn args() -> Args {
             "--hnswlib" => a.hnswlib = Some(v.into()),
             "--name" => a.name = v,
             "--queries" => a.queries = v.parse().expect("--queries"),
+            "--rescore" => a.rescore = v.parse().expect("--rescore"),
             _ => panic!("unknown option {flag}"),
         }
     }
@@ -209,15 +212,18 @@ fn main() -> std::io::Result<()> {
     let ts = &stats.tables[0];
     drop(store);
 
-    // A fresh handle: what a process that opens the store pays.
+    // A fresh handle: what a process that opens the store pays. It is the
+    // writer, as an embedding process owns its store (a reader handle also
+    // checks for other processes' commits on every call).
     let (rss_before, _) = rss();
     let open = Instant::now();
-    let store = Store::open(&path, StoreOptions::reader()).expect("open");
+    let store = Store::open(&path, StoreOptions::default()).expect("open");
     let open_ms = open.elapsed().as_secs_f64() * 1e3;
     let mut curve = Vec::new();
     for &ef in &a.efs {
         let p = SearchParams {
             ef,
+            rescore: a.rescore,
             ..SearchParams::default()
         };
         let (r, qps) = sweep(&store, t, &queries, &gt, &p);
@@ -236,6 +242,7 @@ fn main() -> std::io::Result<()> {
                 time: Some(0..hi),
                 ..Filter::default()
             },
+            rescore: a.rescore,
             ..SearchParams::default()
         };
         let (r, qps) = sweep(&store, t, fq, &fgt, &p);
@@ -253,6 +260,7 @@ fn main() -> std::io::Result<()> {
         "m": a.m,
         "ef_construction": a.ef_construction,
         "queries": queries.len(),
+        "rescore": a.rescore,
         "data": meta,
         "engram": curve,
         "filtered": filtered,

@@ -15,11 +15,13 @@ use crate::storage::RowId;
 pub struct SearchParams {
     /// Distance to rank by.
     pub metric: Metric,
-    /// Candidate list size of graph search (HNSW's ef); at least k is used.
+    /// Candidate list size of graph search (HNSW's ef): larger finds more of
+    /// the true neighbours and costs more. At least `k` is used.
     pub ef: usize,
-    /// Rows to keep a result's place while scoring on int8 codes: the best
-    /// `k * rescore` candidates are rescored on f32 keys. 0 scores every row
-    /// on its f32 key (slowest, exact).
+    /// The best `max(ef, k * rescore)` candidates by int8 distance are
+    /// rescored on their f32 keys, and the best `k` of those returned. 0
+    /// scores every scanned row on its f32 key (graph walks still navigate
+    /// on codes).
     pub rescore: usize,
     /// Which rows may be returned.
     pub filter: Filter,

@@ -42,7 +42,9 @@ pub(crate) fn run(view: &TableView, key: &[f32], k: usize, p: &SearchParams) -> 
     if k == 0 {
         return Vec::new();
     }
-    let keep = k.saturating_mul(p.rescore.max(1)).min(view.len());
+    // A walk's whole list is worth rescoring: its distances on f32 keys cost
+    // little next to the walk, and fix int8's misorderings near the cut.
+    let keep = k.saturating_mul(p.rescore.max(1)).max(p.ef).min(view.len());
     let mut code = vec![0i8; key.len()];
     let scale = quant::quantize(key, &mut code);
     let probe = Probe {
@@ -57,7 +59,7 @@ pub(crate) fn run(view: &TableView, key: &[f32], k: usize, p: &SearchParams) -> 
     let mut pool = Pool::new(keep);
     let filtered = !filter.is_trivial() || view.has_deletes();
     for s in view.segments() {
-        search_segment(view, s, &filter, filtered, &probe, p.ef.max(keep), &mut pool);
+        search_segment(view, s, &filter, filtered, &probe, p.ef.max(k), &mut pool);
     }
     for r in view.memtable_rows() {
         if !view.is_deleted(r.id.0) && filter.matches(&r) {
