@@ -52,6 +52,7 @@ bench-storage:
 
 bench-kernels:
 	cargo run --release -q -p engram-benches --bin bench_kernels
+	cargo bench -q -p engram-benches --bench kernels
 
 ## Real sentence embeddings (scripts/make-ann-data), engram against hnswlib
 ## in the same run: target/bench/ann.json. ANN_N caps the rows (default all).

@@ -2,8 +2,9 @@
 //! (`scripts/make-ann-data`), side by side with hnswlib measured in the same
 //! run (`scripts/ann/hnswlib_bench.py`, whose JSON is passed in).
 //!
-//! Usage: bench_ann DATA_DIR [--n N] [--m M] [--ef-construction E]
-//!        [--threads T] [--ef 10,20,...] [--hnswlib FILE] [--name NAME]
+//! Usage: bench_ann DATA_DIR [--n N] [--queries Q] [--m M]
+//!        [--ef-construction E] [--threads T] [--ef 10,20,...] [--rescore R]
+//!        [--hnswlib FILE] [--name NAME] [--emit-gt FILE]
 //!
 //! Measures, for engram: build time (insert + flush + merge with the graph
 //! build; the graph build alone too), bytes per vector of codes + graph, the
@@ -79,6 +80,10 @@ struct Args {
     name: String,
     queries: usize,
     rescore: usize,
+    /// Write the ground truth used (queries x 100 i32 row indices, -1 past
+    /// the end) here and stop, so a side-by-side run scores against the same
+    /// truth.
+    emit_gt: Option<PathBuf>,
 }
 
 fn args() -> Args {
@@ -94,6 +99,7 @@ fn args() -> Args {
         name: "ann".into(),
         queries: 1000,
         rescore: SearchParams::default().rescore,
+        emit_gt: None,
     };
     while let Some(flag) = it.next() {
         let v = it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
@@ -107,6 +113,7 @@ fn args() -> Args {
             "--name" => a.name = v,
             "--queries" => a.queries = v.parse().expect("--queries"),
             "--rescore" => a.rescore = v.parse().expect("--rescore"),
+            "--emit-gt" => a.emit_gt = Some(v.into()),
             _ => panic!("unknown option {flag}"),
         }
     }
@@ -164,6 +171,16 @@ fn main() -> std::io::Result<()> {
         eprintln!("computing exact ground truth for n = {n}");
         queries.iter().map(|q| brute(&base, q, |_| true)).collect()
     };
+    if let Some(path) = &a.emit_gt {
+        let mut bytes = Vec::with_capacity(gt.len() * 400);
+        for row in &gt {
+            for j in 0..100 {
+                let id = row.get(j).map_or(-1, |&x| x as i32);
+                bytes.extend_from_slice(&id.to_le_bytes());
+            }
+        }
+        return std::fs::write(path, bytes);
+    }
     eprintln!(
         "engram: {n} x {dim}, M {} ef_construction {} threads {}",
         a.m, a.ef_construction, a.threads
