@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 PGRX_TEST_DIR ?= /tmp/pgrx-test
 
-.PHONY: setup demo test test-engine test-loom test-pg test-sql test-pg-integration lint fmt bench-storage bench-storage-quick bench-kernels bench-ann bench-ann-quick clean-pg
+.PHONY: setup demo test test-engine test-loom test-pg test-sql test-pg-integration lint fmt bench-storage bench-storage-quick bench-kernels bench-ann bench-ann-quick ann-data clean-pg
 
 setup:
 	@bash scripts/setup.sh
@@ -53,6 +53,10 @@ bench-storage:
 bench-kernels:
 	cargo run --release -q -p engram-benches --bin bench_kernels
 	cargo bench -q -p engram-benches --bench kernels
+
+## Make (once) the real sentence embeddings the ANN tests and benchmarks use.
+ann-data:
+	bash scripts/make-ann-data
 
 ## Real sentence embeddings (scripts/make-ann-data), engram against hnswlib
 ## in the same run: target/bench/ann.json. ANN_N caps the rows (default all).

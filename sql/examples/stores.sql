@@ -11,6 +11,16 @@ SELECT id, key, body, meta FROM engram.scan('demo');
 SELECT id, body FROM engram.rows WHERE store = 'demo' ORDER BY id;
 \echo '== nearest rows to a query vector'
 SELECT id, round(distance::numeric, 4) AS distance, body FROM engram.search('demo', '{0.9,0.1,0}', 2);
+\echo '== a store of 500 rows, indexed by an HNSW graph, searched with a tenant filter'
+SELECT engram.create_store('points', 8, settings => '{"m": 12, "ef_construction": 100}');
+SELECT count(engram.insert('points',
+           ARRAY(SELECT sin(i * d * 0.7 + d)::real FROM generate_series(1, 8) d),
+           'point ' || i, jsonb_build_object('namespace', 'tenant' || (i % 10))))
+FROM generate_series(1, 500) i;
+SELECT engram.optimize('points');
+SELECT s.id, round(s.distance::numeric, 4) AS distance, s.meta->>'namespace' AS tenant
+FROM engram.search('points', '{1,0,1,0,1,0,1,0}', 3, '{"namespace": "tenant3"}') s;
+SELECT engram.drop_store('points');
 \echo '== join the store with a relational table'
 CREATE TEMP TABLE authors (row_id bigint, author text);
 INSERT INTO authors VALUES (0, 'Moses'), (1, 'engram');
