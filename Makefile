@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 PGRX_TEST_DIR ?= /tmp/pgrx-test
 
-.PHONY: setup demo test test-engine test-loom test-pg test-sql test-pg-integration lint fmt bench-storage bench-storage-quick bench-kernels bench-ann bench-ann-quick ann-data clean-pg
+.PHONY: setup demo test test-engine test-loom test-pg test-sql test-pg-integration lint fmt bench-storage bench-storage-quick bench-kernels bench-ann bench-ann-quick bench-pgvector ann-data clean-pg
 
 setup:
 	@bash scripts/setup.sh
@@ -66,6 +66,11 @@ bench-ann:
 ## A CI-sized run on 20,000 rows: target/bench/ann-quick.json.
 bench-ann-quick:
 	bash scripts/bench-ann --n 20000 --queries 200 --name ann-quick
+
+## engram's SQL search against pgvector 0.8 (built from PGVECTOR_SRC) in the
+## same server: target/bench/pgvector.json.
+bench-pgvector:
+	bash scripts/bench-pgvector $(if $(ANN_N),--n $(ANN_N))
 
 bench-storage-quick:
 	cargo run --release -q -p engram-benches --bin bench_storage -- 50000

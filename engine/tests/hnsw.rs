@@ -11,34 +11,43 @@ use engram::kernels::scalar;
 use engram::storage::{Dim, Meta, Row, RowId, Store, StoreOptions, TableId};
 use rand::{Rng, SeedableRng};
 
-/// The committed sample of real sentence embeddings (KJV verses,
-/// all-MiniLM-L6-v2, 384-d), if present; otherwise clustered unit vectors.
-fn vectors(n: usize, seed: u64) -> Vec<Vec<f32>> {
-    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/kjv-sample/base.f32");
-    if let Ok(bytes) = std::fs::read(sample) {
-        let all: Vec<f32> = bytes
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
-        let rows: Vec<Vec<f32>> = all.chunks_exact(384).map(<[f32]>::to_vec).collect();
-        if rows.len() >= n {
-            let start = (seed as usize * 997) % (rows.len() - n + 1);
-            return rows[start..start + n].to_vec();
-        }
+fn read_f32(path: &str, dim: usize) -> Option<Vec<Vec<f32>>> {
+    let bytes = std::fs::read(path).ok()?;
+    let all: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    Some(all.chunks_exact(dim).map(<[f32]>::to_vec).collect())
+}
+
+/// Base rows and queries: the committed sample of real sentence embeddings
+/// (KJV verses and clauses, all-MiniLM-L6-v2, 384-d: up to 2,000 rows and
+/// 100 held-out queries), or, if it is absent, clustered unit vectors.
+fn data(n: usize, seed: u64) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/kjv-sample");
+    if let (Some(base), Some(queries)) = (
+        read_f32(&format!("{dir}/base.f32"), 384),
+        read_f32(&format!("{dir}/queries.f32"), 384),
+    ) {
+        let start = (seed as usize * 97) % (base.len().saturating_sub(n) + 1);
+        let queries = queries.into_iter().skip(seed as usize * 10).take(40).collect();
+        return (base[start..(start + n).min(base.len())].to_vec(), queries);
     }
     let dim = 64;
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let centers: Vec<Vec<f32>> = (0..40)
         .map(|_| (0..dim).map(|_| rng.gen_range(-1.0..1.0)).collect())
         .collect();
-    (0..n)
+    let mut all: Vec<Vec<f32>> = (0..n + 40)
         .map(|_| {
             let c = &centers[rng.gen_range(0..centers.len())];
             let v: Vec<f32> = c.iter().map(|x| x + rng.gen_range(-0.5..0.5)).collect();
             let norm = scalar::norm(&v);
             v.iter().map(|x| x / norm).collect()
         })
-        .collect()
+        .collect();
+    let queries = all.split_off(n);
+    (all, queries)
 }
 
 fn indexed_store(dir: &std::path::Path) -> Store {
@@ -87,8 +96,8 @@ struct Loaded {
 fn load(n: usize, per: usize) -> Loaded {
     let dir = tempfile::tempdir().unwrap();
     let store = indexed_store(&dir.path().join("s"));
-    let all = vectors(n + 50, 1);
-    let (base, queries) = all.split_at(n);
+    let (base, queries) = data(n, 1);
+    let n = base.len();
     let t = store
         .create_table("t", Dim::new(base[0].len() as u32).unwrap())
         .unwrap();
@@ -115,7 +124,7 @@ fn load(n: usize, per: usize) -> Loaded {
         store,
         t,
         rows,
-        queries: queries.to_vec(),
+        queries,
     }
 }
 
@@ -137,8 +146,9 @@ fn mean_recall(l: &Loaded, p: &SearchParams, keep: &dyn Fn(u64) -> bool) -> f64 
 #[test]
 fn merged_graph_is_persisted_mapped_and_meets_recall() {
     let l = load(2000, 10);
+    let n = l.rows.len() as u64;
     let st = l.store.stats().unwrap();
-    assert_eq!(st.tables[0].indexed_rows, 2000);
+    assert_eq!(st.tables[0].indexed_rows, n);
     assert!(st.tables[0].index_bytes > 0);
     let p = SearchParams::default();
     let r = mean_recall(&l, &p, &|_| true);
@@ -153,7 +163,7 @@ fn merged_graph_is_persisted_mapped_and_meets_recall() {
     drop(l.store);
     let store = Store::open(&path, StoreOptions::reader()).unwrap();
     let st = store.stats().unwrap();
-    assert_eq!(st.tables[0].indexed_rows, 2000);
+    assert_eq!(st.tables[0].indexed_rows, n);
     for (q, b) in l.queries.iter().zip(&before) {
         assert_eq!(&store.search(l.t, q, 10, &p).unwrap(), b);
     }
@@ -162,9 +172,9 @@ fn merged_graph_is_persisted_mapped_and_meets_recall() {
 
 #[test]
 fn filters_keep_recall_at_every_selectivity() {
-    // 1 row in `per` is in namespace "a": 50%, 10%, 1% and 0.1% of 4000.
+    // 1 row in `per` is in namespace "a": 50%, 10%, 1% and 0.1%.
     for per in [2usize, 10, 100, 1000] {
-        let l = load(4000, per);
+        let l = load(2000, per);
         let a: HashSet<u64> = (0..l.rows.len())
             .filter(|&i| ns(i, per) == "a")
             .map(|i| l.rows[i].0)
@@ -184,7 +194,7 @@ fn deleted_rows_are_never_returned_and_merge_drops_them() {
     let p = SearchParams::default();
     // Delete each query's true nearest rows: the graph still holds them.
     let mut dead = HashSet::new();
-    for q in &l.queries[..20] {
+    for q in l.queries.iter().take(20) {
         for id in truth(&l.rows, q, 5, |_| true) {
             if dead.insert(id) {
                 assert!(l.store.delete(l.t, RowId(id)).unwrap());
@@ -210,7 +220,8 @@ fn deleted_rows_are_never_returned_and_merge_drops_them() {
 fn merge_runs_while_writers_commit_and_readers_search() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(indexed_store(&dir.path().join("s")));
-    let all = vectors(3000, 2);
+    let (all, _) = data(3000, 2);
+    let all: Vec<Vec<f32>> = all.iter().cycle().take(3000).cloned().collect();
     let t = store.create_table("t", Dim::new(all[0].len() as u32).unwrap()).unwrap();
     let first: Vec<Row> = all[..2000].iter().map(|v| Row::new(v.clone())).collect();
     store.insert_batch(t, first).unwrap();

@@ -87,15 +87,14 @@ fn drop_store(name: &str) {
 #[search_path(pg_catalog, pg_temp)]
 fn insert(store: &str, key: Vec<Option<f32>>, body: default!(&str, "''"), meta: default!(JsonB, "'{}'")) -> i64 {
     crate::backend::as_owner(|| {
-        engine_copy::attach(store, Need::Write);
+        let h = engine_copy::attach(store, Need::Write);
         let key: Vec<f32> = key
             .into_iter()
             .map(|x| x.unwrap_or_else(|| user_error(Code::ERRCODE_NULL_VALUE_NOT_ALLOWED, "key must not contain NULL")))
             .collect();
         let meta = convert::meta_to_json(&convert::meta_from_json(&meta.0));
         let row = convert::row(key.clone(), body.to_string(), &meta);
-        let dim = catalog::get(store).dim;
-        row.validate(store, Dim::new(dim).or_raise()).or_raise();
+        row.validate(store, Dim::new(h.dim).or_raise()).or_raise();
         let (watermark, id) = catalog::bump(store, 1);
         Spi::run_with_args(
             "INSERT INTO engram.rows (store, id, key, body, meta) VALUES ($1, $2, $3, $4, $5)",

@@ -34,17 +34,36 @@ fn current_user() -> pg_sys::Oid {
     unsafe { pg_sys::GetUserId() }
 }
 
-/// The role that owns the installed extension, and so its tables.
+thread_local! {
+    /// The extension's oid and its owner, as last read.
+    static OWNER: Cell<Option<(pg_sys::Oid, pg_sys::Oid)>> = const { Cell::new(None) };
+}
+
+/// The role that owns the installed extension, and so its tables. Read once
+/// per installation of the extension (its oid changes if it is recreated).
 fn extension_owner() -> pg_sys::Oid {
-    pgrx::Spi::get_one::<pg_sys::Oid>("SELECT extowner FROM pg_catalog.pg_extension WHERE extname = 'pg_engram'")
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| {
-            crate::errors::user_error(
-                pgrx::PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
-                "extension pg_engram is not installed in this database",
-            )
-        })
+    // SAFETY: a catalog lookup by name, valid in a transaction; missing_ok
+    // makes it return InvalidOid instead of raising.
+    let ext = unsafe { pg_sys::get_extension_oid(c"pg_engram".as_ptr(), true) };
+    if let Some((oid, owner)) = OWNER.with(Cell::get) {
+        if oid == ext {
+            return owner;
+        }
+    }
+    let owner = pgrx::Spi::get_one_with_args::<pg_sys::Oid>(
+        "SELECT extowner FROM pg_catalog.pg_extension WHERE oid = $1",
+        &[ext.into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or_else(|| {
+        crate::errors::user_error(
+            pgrx::PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+            "extension pg_engram is not installed in this database",
+        )
+    });
+    OWNER.with(|o| o.set(Some((ext, owner))));
+    owner
 }
 
 /// Serve one call of an engram SQL function: remember the caller (for

@@ -1,7 +1,11 @@
 //! Reads and writes of the catalog (`engram.stores`, `engram.grants`).
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+
 use pgrx::prelude::*;
-use pgrx::PgSqlErrorCode as Code;
+use pgrx::spi::OwnedPreparedStatement;
+use pgrx::{PgBuiltInOids, PgOid, PgSqlErrorCode as Code};
 
 use crate::backend::caller;
 use crate::errors::user_error;
@@ -22,11 +26,18 @@ pub struct StoreRow {
 const BUILD_THREADS: usize = 4;
 
 fn default_hnsw() -> engram::index::Hnsw {
-    engram::index::Hnsw {
-        threads: std::thread::available_parallelism()
+    // Asking for the cores reads cgroup files: once per backend is enough.
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let threads = *THREADS.get_or_init(|| {
+        std::thread::available_parallelism()
             .map_or(1, |n| n.get())
-            .min(BUILD_THREADS),
-        ..engram::index::Hnsw::default()
+            .min(BUILD_THREADS)
+    });
+    engram::index::Hnsw {
+        m: 16,
+        ef_construction: 200,
+        threads,
+        seed: engram::index::Hnsw::SEED,
     }
 }
 
@@ -51,26 +62,32 @@ pub fn hnsw_settings(settings: &serde_json::Value) -> Result<engram::index::Hnsw
     Ok(h)
 }
 
-/// The catalog row of `name`, if the store exists (and is visible).
-pub fn find(name: &str) -> Option<StoreRow> {
+thread_local! {
+    /// Plans of the catalog reads every call makes, prepared once per
+    /// backend (PostgreSQL re-plans them if the tables change).
+    static KEPT: RefCell<HashMap<&'static str, OwnedPreparedStatement>> = RefCell::new(HashMap::new());
+}
+
+/// Run the kept plan of `sql` (prepared with argument types `types` on
+/// first use) with `args`, handing its rows to `f`.
+fn with_kept<R>(
+    sql: &'static str,
+    types: &[PgBuiltInOids],
+    args: &[pgrx::datum::DatumWithOid<'_>],
+    f: impl FnOnce(pgrx::spi::SpiTupleTable<'_>) -> Result<R, pgrx::spi::Error>,
+) -> R {
     Spi::connect(|c| {
-        let t = c.select(
-            "SELECT dim, uid, watermark, settings FROM engram.stores WHERE name = $1",
-            Some(1),
-            &[name.into()],
-        )?;
-        if t.is_empty() {
-            return Ok::<_, pgrx::spi::Error>(None);
-        }
-        let r = t.first();
-        Ok(Some(StoreRow {
-            dim: r.get::<i32>(1)?.unwrap_or(0) as u32,
-            uid: r.get::<String>(2)?.unwrap_or_default(),
-            watermark: r.get::<i64>(3)?.unwrap_or(0) as u64,
-            // Validated at creation; a hand-edited catalog falls back to defaults.
-            hnsw: hnsw_settings(&r.get::<pgrx::JsonB>(4)?.map(|j| j.0).unwrap_or_default())
-                .unwrap_or_else(|_| default_hnsw()),
-        }))
+        let stmt = KEPT.with(|k| k.borrow_mut().remove(sql));
+        let stmt = match stmt {
+            Some(s) => s,
+            None => {
+                let oids: Vec<PgOid> = types.iter().map(|t| PgOid::BuiltIn(*t)).collect();
+                c.prepare(sql, &oids)?.keep()
+            }
+        };
+        let result = c.select(&stmt, None, args).and_then(f);
+        KEPT.with(|k| k.borrow_mut().insert(sql, stmt));
+        result
     })
     .unwrap_or_else(|e| {
         user_error(
@@ -78,6 +95,56 @@ pub fn find(name: &str) -> Option<StoreRow> {
             format!("engram: catalog read failed: {e}"),
         )
     })
+}
+
+const FIND: &str = "SELECT dim, uid, watermark, settings, engram.privilege_of(name, $2, $3::regrole) \
+                    FROM engram.stores WHERE name = $1";
+
+/// The catalog row of `name` and whether the caller has `need` on it, if
+/// the store exists.
+fn find_with(name: &str, need: Need) -> Option<(StoreRow, bool)> {
+    with_kept(
+        FIND,
+        &[PgBuiltInOids::TEXTOID, PgBuiltInOids::TEXTOID, PgBuiltInOids::OIDOID],
+        &[name.into(), need.word().into(), caller().into()],
+        |t| {
+            if t.is_empty() {
+                return Ok(None);
+            }
+            let r = t.first();
+            let row = StoreRow {
+                dim: r.get::<i32>(1)?.unwrap_or(0) as u32,
+                uid: r.get::<String>(2)?.unwrap_or_default(),
+                watermark: r.get::<i64>(3)?.unwrap_or(0) as u64,
+                // Validated at creation; a hand-edited catalog falls back to defaults.
+                hnsw: hnsw_settings(&r.get::<pgrx::JsonB>(4)?.map(|j| j.0).unwrap_or_default())
+                    .unwrap_or_else(|_| default_hnsw()),
+            };
+            Ok(Some((row, r.get::<bool>(5)?.unwrap_or(false))))
+        },
+    )
+}
+
+/// The catalog row of `name`, if the store exists.
+pub fn find(name: &str) -> Option<StoreRow> {
+    find_with(name, Need::Read).map(|(row, _)| row)
+}
+
+/// The catalog row of `name` once the caller is known to have `need` on it:
+/// ERROR 42704 if there is no such store, 42501 without the right. One
+/// catalog read, with a plan kept across calls.
+pub fn get_for(name: &str, need: Need) -> StoreRow {
+    match find_with(name, need) {
+        None => user_error(Code::ERRCODE_UNDEFINED_OBJECT, format!("store {name:?} does not exist")),
+        Some((_, false)) => user_error(
+            Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!(
+                "permission denied to {} store {name:?}: ask its owner for engram.grant()",
+                need.word()
+            ),
+        ),
+        Some((row, true)) => row,
+    }
 }
 
 /// The catalog row of `name`, or ERROR 42704.
@@ -120,7 +187,7 @@ fn check(name: &str, sql: &str, extra: Option<&str>, denied: String) {
 pub fn require(name: &str, need: Need) {
     check(
         name,
-        "SELECT engram.has_privilege($1, $3, $2::regrole)",
+        "SELECT engram.privilege_of($1, $3, $2::regrole)",
         Some(need.word()),
         format!(
             "permission denied to {} store {name:?}: ask its owner for engram.grant()",

@@ -116,8 +116,7 @@ fn open(name: &str, cat: &StoreRow) -> Option<Rc<Handle>> {
 /// it is: it cannot reflect those changes before commit, and repairing it
 /// now would publish them early.
 pub fn attach(name: &str, need: Need) -> Rc<Handle> {
-    let cat = catalog::get(name);
-    catalog::require(name, need);
+    let cat = catalog::get_for(name, need);
     let cached = cached(name).filter(|h| h.uid == cat.uid);
     if crate::txn::has_pending(name) {
         // Repairing now would read this transaction's own uncommitted rows

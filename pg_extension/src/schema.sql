@@ -42,19 +42,34 @@ SELECT pg_catalog.pg_extension_config_dump('engram.stores', '');
 SELECT pg_catalog.pg_extension_config_dump('engram.grants', '');
 SELECT pg_catalog.pg_extension_config_dump('engram.rows', '');
 
+-- The rule of who may do what, in one place. PL/pgSQL because it caches the
+-- plan of its query for the session: a SQL function with an EXISTS subquery
+-- is planned again on every call, which dominated the cost of a search. Not
+-- callable by PUBLIC: it reads the catalog as whoever calls it.
+CREATE FUNCTION engram.privilege_of(store text, privilege text, role regrole)
+RETURNS boolean LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN EXISTS (
+        SELECT 1 FROM engram.stores s
+        WHERE s.name = privilege_of.store
+          AND ((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = privilege_of.role)
+               OR pg_catalog.pg_has_role(privilege_of.role, s.owner, 'MEMBER')
+               OR EXISTS (SELECT 1 FROM engram.grants g
+                          WHERE g.store = s.name
+                            AND pg_catalog.pg_has_role(privilege_of.role, g.grantee, 'MEMBER')
+                            AND (g.privilege = 'write' OR g.privilege = privilege_of.privilege))));
+END
+$$;
+REVOKE ALL ON FUNCTION engram.privilege_of(text, text, regrole) FROM PUBLIC;
+COMMENT ON FUNCTION engram.privilege_of(text, text, regrole) IS 'privilege_of(store, privilege, role): the rule behind has_privilege, for engram''s own functions (not granted to PUBLIC).';
+
 CREATE FUNCTION engram.has_privilege(store text, privilege text, role regrole DEFAULT current_user::regrole)
 RETURNS boolean LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT EXISTS (
-        SELECT 1 FROM engram.stores s
-        WHERE s.name = $1
-          AND ((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = $3)
-               OR pg_catalog.pg_has_role($3, s.owner, 'MEMBER')
-               OR EXISTS (SELECT 1 FROM engram.grants g
-                          WHERE g.store = s.name
-                            AND pg_catalog.pg_has_role($3, g.grantee, 'MEMBER')
-                            AND (g.privilege = 'write' OR g.privilege = $2))))
+    SELECT engram.privilege_of($1, $2, $3)
 $$;
 COMMENT ON FUNCTION engram.has_privilege(text, text, regrole) IS 'Whether role (default: the current user) may read or write the store: superusers, members of the owner role, and grantees.';
 

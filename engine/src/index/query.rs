@@ -108,7 +108,15 @@ fn search_segment<'a>(
                     distance(probe.metric, probe.key, s.key(i))
                 } else {
                     let code = &codes[i * dim..(i + 1) * dim];
-                    code_distance(probe.metric, &probe.code, probe.scale, probe.norm, code, scales[i], norms[i])
+                    code_distance(
+                        probe.metric,
+                        &probe.code,
+                        probe.scale,
+                        probe.norm,
+                        code,
+                        scales[i],
+                        norms[i],
+                    )
                 };
                 if pool.admits(d) {
                     pool.push(d, segment_row(s, i));

@@ -60,13 +60,19 @@ pub struct Hnsw {
     pub seed: u64,
 }
 
+impl Hnsw {
+    /// The default level-draw seed.
+    pub const SEED: u64 = 0x5EED_F00D;
+}
+
 impl Default for Hnsw {
+    /// M = 16, ef_construction = 200, one thread per core.
     fn default() -> Self {
         Hnsw {
             m: 16,
             ef_construction: 200,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            seed: 0x5EED_F00D,
+            seed: Hnsw::SEED,
         }
     }
 }
