@@ -151,8 +151,19 @@ pub fn attach(name: &str, need: Need) -> Rc<Handle> {
             // An unreadable copy (its files removed or damaged under us) is
             // rebuilt like a missing one.
             let repaired = match h.store.watermark() {
-                Ok(w) => w == latest || (w < latest && catch_up(name, &h, latest).is_ok()),
-                Err(_) => false,
+                Ok(w) if w == latest => true,
+                Ok(w) if w < latest => match catch_up(name, &h, latest) {
+                    Ok(()) => true,
+                    // Another backend holds the copy's writer role (an
+                    // `engram.optimize`, most likely): rebuilding would swap
+                    // the directory under its feet. Wait for it instead.
+                    Err(e @ engram::Error::WriterLocked { .. }) => crate::errors::user_error(
+                        pgrx::PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE,
+                        format!("engram: the engine copy of store {name:?} is busy ({e}); try again when engram.optimize has finished"),
+                    ),
+                    Err(_) => false,
+                },
+                _ => false,
             };
             if repaired {
                 h
