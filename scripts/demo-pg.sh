@@ -13,4 +13,6 @@ trap '"$here/pg.sh" stop' EXIT
   -c "SELECT extname, extversion, extnamespace::regnamespace AS schema FROM pg_extension WHERE extname = 'pg_engram';" \
   -c 'SELECT engram.version() AS version, engram.format_version() AS format_version;'
 "$here/pg.sh" psql -d postgres -f "$here/../sql/examples/stores.sql"
+"$here/pg.sh" psql -d postgres -v sample="$(cd "$here/../tests/data/kjv-sample" && pwd)" \
+  -f "$here/../sql/examples/verses.sql"
 echo "== demo cluster stopped"

@@ -50,8 +50,8 @@ fn data(n: usize, seed: u64) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
     (all, queries)
 }
 
-fn indexed_store(dir: &std::path::Path) -> Store {
-    let opts = StoreOptions {
+fn indexed_options() -> StoreOptions {
+    StoreOptions {
         indexer: Some(Arc::new(Hnsw {
             m: 12,
             ef_construction: 100,
@@ -59,8 +59,11 @@ fn indexed_store(dir: &std::path::Path) -> Store {
             ..Hnsw::default()
         })),
         ..StoreOptions::default()
-    };
-    Store::open_or_create(dir, opts).unwrap()
+    }
+}
+
+fn indexed_store(dir: &std::path::Path) -> Store {
+    Store::open_or_create(dir, indexed_options()).unwrap()
 }
 
 /// Namespace of row `i`: "a" for 1 row in `per`, else "b" (hashing the
@@ -219,7 +222,13 @@ fn deleted_rows_are_never_returned_and_merge_drops_them() {
 #[test]
 fn merge_runs_while_writers_commit_and_readers_search() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(indexed_store(&dir.path().join("s")));
+    // Flushes here leave their segments to the merge under test, so that
+    // they do not wait for it to index them.
+    let opts = StoreOptions {
+        index_on_flush: false,
+        ..indexed_options()
+    };
+    let store = Arc::new(Store::create(dir.path().join("s"), opts).unwrap());
     let (all, _) = data(3000, 2);
     let all: Vec<Vec<f32>> = all.iter().cycle().take(3000).cloned().collect();
     let t = store.create_table("t", Dim::new(all[0].len() as u32).unwrap()).unwrap();
@@ -281,4 +290,114 @@ fn merge_runs_while_writers_commit_and_readers_search() {
     let path = store.path().to_path_buf();
     drop(store);
     check(&Store::open(&path, StoreOptions::reader()).unwrap());
+}
+
+/// Every segment a flush writes gets its own graph, whether the flush was
+/// asked for or forced by a full memtable in the middle of concurrent
+/// commits; indexed segments keep theirs and their place, and searches over
+/// many graphs match brute force.
+#[test]
+fn flushed_segments_get_their_own_graphs() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = StoreOptions {
+        // About 120 rows of 384-d keys: a flush every few commits.
+        memtable_bytes: 256 << 10,
+        ..indexed_options()
+    };
+    let store = Arc::new(Store::create(dir.path().join("s"), opts).unwrap());
+    let (base, queries) = data(2000, 3);
+    let t = store
+        .create_table("t", Dim::new(base[0].len() as u32).unwrap())
+        .unwrap();
+    let (first, base) = base.split_at(50);
+    let ids = store
+        .insert_batch(t, first.iter().map(|v| Row::new(v.clone())).collect())
+        .unwrap();
+    let first: Vec<(u64, Vec<f32>)> = ids.into_iter().map(|id| id.0).zip(first.iter().cloned()).collect();
+    let writers: Vec<_> = base
+        .chunks(base.len().div_ceil(2))
+        .map(|part| {
+            let (store, part) = (store.clone(), part.to_vec());
+            std::thread::spawn(move || {
+                let mut mine = Vec::new();
+                for chunk in part.chunks(25) {
+                    let rows = chunk.iter().map(|v| Row::new(v.clone())).collect();
+                    let ids = store.insert_batch(t, rows).unwrap();
+                    mine.extend(ids.into_iter().map(|id| id.0).zip(chunk.iter().cloned()));
+                    // Delete one row of every batch: some of them sit in
+                    // segments that are about to be indexed.
+                    store.delete(t, RowId(mine[mine.len() - 7].0)).unwrap();
+                }
+                mine
+            })
+        })
+        .collect();
+    let searcher = {
+        let (store, q) = (store.clone(), queries[0].clone());
+        std::thread::spawn(move || {
+            for _ in 0..200 {
+                let hits = store.search(t, &q, 10, &SearchParams::default()).unwrap();
+                assert_eq!(hits.len(), 10);
+            }
+        })
+    };
+    let mut rows: Vec<(u64, Vec<f32>)> = writers.into_iter().flat_map(|w| w.join().unwrap()).collect();
+    rows.extend(first);
+    searcher.join().unwrap();
+    let before = store.stats().unwrap().tables[0].clone();
+    assert!(before.segments >= 4, "{} segments", before.segments);
+    store.flush().unwrap();
+    let st = store.stats().unwrap().tables[0].clone();
+    // A flush indexes only what has no index: the indexed segments stay.
+    assert!(st.segments <= before.segments + 1);
+    assert!(st.segments > 1);
+    assert_eq!(st.indexed_rows, st.segment_rows, "every segment has a graph");
+    assert_eq!(st.memtable_rows, 0);
+
+    let live: HashSet<u64> = store.live_ids(t).unwrap().into_iter().map(|id| id.0).collect();
+    rows.retain(|(id, _)| live.contains(id));
+    rows.sort_by_key(|r| r.0);
+    assert_eq!(rows.len() as u64, st.live_rows);
+    // Segments stay in row order: a scan returns ids ascending.
+    let scanned: Vec<u64> = store.scan(t).unwrap().map(|r| r.unwrap().0 .0).collect();
+    assert_eq!(scanned, rows.iter().map(|r| r.0).collect::<Vec<_>>());
+
+    let path = store.path().to_path_buf();
+    let store = Arc::try_unwrap(store).ok().unwrap();
+    let l = Loaded {
+        _dir: dir,
+        store,
+        t,
+        rows,
+        queries,
+    };
+    let r = mean_recall(&l, &SearchParams::default(), &|_| true);
+    assert!(r >= 0.95, "recall@10 over {} graphs: {r}", st.segments);
+    drop(l.store);
+    let store = Store::open(&path, StoreOptions::reader()).unwrap();
+    assert_eq!(store.stats().unwrap().tables[0].indexed_rows, st.segment_rows);
+}
+
+#[test]
+fn index_on_flush_off_leaves_segments_to_merge() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = StoreOptions {
+        index_on_flush: false,
+        ..indexed_options()
+    };
+    let store = Store::create(dir.path().join("s"), opts).unwrap();
+    let (base, _) = data(300, 4);
+    let t = store
+        .create_table("t", Dim::new(base[0].len() as u32).unwrap())
+        .unwrap();
+    store
+        .insert_batch(t, base.iter().map(|v| Row::new(v.clone())).collect())
+        .unwrap();
+    store.flush().unwrap();
+    assert_eq!(store.stats().unwrap().tables[0].indexed_rows, 0);
+    store.insert(t, Row::new(base[0].clone())).unwrap();
+    let report = store.optimize().unwrap();
+    assert_eq!((report.segments_in, report.segments_out), (2, 1));
+    let st = store.stats().unwrap().tables[0].clone();
+    assert_eq!((st.segments, st.indexed_rows), (1, base.len() as u64 + 1));
 }

@@ -216,6 +216,7 @@ fn stats(store: &str) -> JsonB {
             "engine_watermark": h.store.watermark().or_raise(),
             "rows": t.map_or(0, |t| t.live_rows),
             "segments": t.map_or(0, |t| t.segments),
+            "segment_rows": t.map_or(0, |t| t.segment_rows),
             "memtable_rows": t.map_or(0, |t| t.memtable_rows),
             "deleted_rows": t.map_or(0, |t| t.deleted_rows),
             "segment_bytes": t.map_or(0, |t| t.segment_bytes),

@@ -64,6 +64,7 @@ fn options(cat: &StoreRow) -> StoreOptions {
         mode: Mode::Reader,
         tag: cat.uid.clone(),
         indexer: Some(Arc::new(cat.hnsw.clone())),
+        memtable_bytes: crate::gucs::MEMTABLE_SIZE.get().max(64) as usize * 1024,
         ..StoreOptions::default()
     }
 }
@@ -73,8 +74,7 @@ fn options(cat: &StoreRow) -> StoreOptions {
 pub fn optimize(h: &Handle) -> engram::Result<engram::storage::MergeReport> {
     let mut report = None;
     write_locked(&h.store, |s| {
-        s.flush()?;
-        report = Some(s.merge()?);
+        report = Some(s.optimize()?);
         Ok(())
     })?;
     Ok(report.unwrap_or_default())
@@ -356,6 +356,8 @@ pub fn rebuild(name: &str, cat: &StoreRow, latest: u64) -> Rc<Handle> {
     let opts = StoreOptions {
         mode: Mode::Writer,
         sync: SyncPolicy::Off,
+        // One graph over every row, built at the end.
+        index_on_flush: false,
         ..options(cat)
     };
     let rows = {

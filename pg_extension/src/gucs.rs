@@ -6,6 +6,9 @@ use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
 pub static EF_SEARCH: GucSetting<i32> = GucSetting::<i32>::new(64);
 /// Candidates kept per result for rescoring on f32 keys (0: exact f32 scan).
 pub static RESCORE: GucSetting<i32> = GucSetting::<i32>::new(4);
+/// Memtable size (kB) at which a commit flushes an engine copy's memtable to
+/// a segment and builds the segment's graph.
+pub static MEMTABLE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(64 * 1024);
 
 /// Register the settings (called from `_PG_init`).
 pub fn init() {
@@ -28,5 +31,15 @@ pub fn init() {
         1_000,
         GucContext::Userset,
         GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"engram.memtable_size",
+        c"Memtable size at which a commit flushes an engine copy to a segment with its own graph.",
+        c"Read when a backend opens a store's engine copy. Larger: fewer, larger graphs, and a longer pause for the commit that builds one.",
+        &MEMTABLE_SIZE,
+        64,
+        1024 * 1024,
+        GucContext::Userset,
+        GucFlags::UNIT_KB,
     );
 }

@@ -3,7 +3,7 @@ the ANN data set: base.f32, queries.f32, gt.i32 (exact top 100 by cosine),
 texts.txt and meta.json.
 
 Usage: python make_data.py TEXTS OUT_DIR [--n N]
-       python make_data.py --sample FROM_DIR TO_DIR   (2,000 base, 100 queries)
+       python make_data.py --sample FROM_DIR TO_DIR TEXTS.txt   (2,000 base, 100 queries, their texts)
 
 1,000 texts, drawn with a fixed seed, are held out of the base as queries.
 """
@@ -70,12 +70,19 @@ def write(out, base, queries, gt, meta):
         json.dump(meta, f, indent=1)
 
 
-def full(texts_path, out, cap):
+def split(texts_path):
+    """The base texts and the held-out query texts, in corpus order."""
     with open(texts_path) as f:
         texts = [t.rstrip("\n") for t in f]
     held = set(random.Random(42).sample(range(len(texts)), QUERIES))
     qtexts = [t for i, t in enumerate(texts) if i in held]
-    btexts = [t for i, t in enumerate(texts) if i not in held][:cap]
+    btexts = [t for i, t in enumerate(texts) if i not in held]
+    return btexts, qtexts
+
+
+def full(texts_path, out, cap):
+    btexts, qtexts = split(texts_path)
+    btexts = btexts[:cap]
     print(f"make-ann-data: {len(btexts)} base texts, {len(qtexts)} queries", file=sys.stderr)
     m = model()
     t0 = time.time()
@@ -100,7 +107,17 @@ def full(texts_path, out, cap):
     print(f"make-ann-data: wrote {out} (embedding took {secs:.0f} s)", file=sys.stderr)
 
 
-def sample(src, out):
+def sample(src, out, texts_path):
+    btexts, qtexts = split(texts_path)
+    with open(os.path.join(src, "meta.json")) as f:
+        full_meta = json.load(f)
+    embedded = "\n".join(btexts[: full_meta["n"]]).encode()
+    if hashlib.sha256(embedded).hexdigest() != full_meta["texts_sha256"]:
+        sys.exit("make_data: these are not the texts the data set was embedded from")
+    os.makedirs(out, exist_ok=True)
+    for name, lines in (("texts.txt", btexts[:2000]), ("queries.txt", qtexts[:100])):
+        with open(os.path.join(out, name), "w") as f:
+            f.write("".join(t + "\n" for t in lines))
     base = np.fromfile(os.path.join(src, "base.f32"), dtype="<f4").reshape(-1, DIM)[:2000]
     queries = np.fromfile(os.path.join(src, "queries.f32"), dtype="<f4").reshape(-1, DIM)[:100]
     gt = ground_truth(base, queries, 10)
@@ -112,7 +129,7 @@ def sample(src, out):
 
 if __name__ == "__main__":
     if sys.argv[1] == "--sample":
-        sample(sys.argv[2], sys.argv[3])
+        sample(sys.argv[2], sys.argv[3], sys.argv[4])
     else:
         cap = int(sys.argv[4]) if len(sys.argv) > 4 and sys.argv[3] == "--n" else None
         full(sys.argv[1], sys.argv[2], cap)

@@ -197,6 +197,8 @@ fn main() -> std::io::Result<()> {
     let opts = StoreOptions {
         sync: SyncPolicy::Off,
         indexer: Some(Arc::new(hnsw)),
+        // A bulk load: one graph over everything at the end.
+        index_on_flush: false,
         ..StoreOptions::default()
     };
     let start = Instant::now();

@@ -17,7 +17,7 @@ use super::symbols::Symbols;
 use super::types::{Dim, Meta, MetaRecord, Row, RowId, TableId};
 use super::view::TableView;
 use super::wal::{self, SyncPolicy, WalWriter};
-use super::writer::{self, MergeReport, Outcome, Pending, Writer};
+use super::writer::{self, MergeReport, MergeScope, Outcome, Pending, Writer};
 use super::{lock, Kind, Scope, SegmentIndexer, Tier};
 use crate::error::{corrupt, Error, IoContext, Result};
 
@@ -58,6 +58,13 @@ pub struct StoreOptions {
     /// Builds each merged segment's search index (`engram::index::Hnsw`);
     /// `None` writes segments without one, which searches scan exactly.
     pub indexer: Option<Arc<dyn SegmentIndexer>>,
+    /// With an indexer: right after each flush (automatic or explicit), merge
+    /// the segments that have no index into one that has, so that searches
+    /// walk a graph rather than scan them. The graph is built outside the
+    /// lock commits wait on, by the thread whose commit filled the memtable
+    /// (or the caller of [`Store::flush`]). Bulk loads that end with
+    /// [`Store::optimize`] turn it off to build one graph instead of several.
+    pub index_on_flush: bool,
 }
 
 impl Default for StoreOptions {
@@ -70,6 +77,7 @@ impl Default for StoreOptions {
             verify_checksums: false,
             tag: String::new(),
             indexer: None,
+            index_on_flush: true,
         }
     }
 }
@@ -555,21 +563,51 @@ impl Store {
         })
     }
 
-    /// Flush memtables to sealed segments and start a fresh WAL.
+    /// Flush memtables to sealed segments and start a fresh WAL; then, with
+    /// an indexer and [`StoreOptions::index_on_flush`], merge the segments
+    /// without an index into one that has an index (indexed segments keep
+    /// theirs).
     pub fn flush(&self) -> Result<()> {
-        self.writer()?
-            .exclusive(&self.inner, |wal| writer::flush_locked(&self.inner, wal))?;
+        let w = self.writer()?;
+        w.exclusive(&self.inner, |wal| writer::flush_locked(&self.inner, wal))?;
         *self.inner.flush_error.lock() = None;
+        w.index_flushed(&self.inner, true)?;
         Ok(())
     }
 
     /// Merge each table's segments into one, dropping deleted rows and
     /// building the merged segment's index with [`StoreOptions::indexer`].
     /// Commits, flushes and searches go on meanwhile; only one merge runs at
-    /// a time. Rows still in the memtable are not included: `flush` first to
-    /// index everything.
+    /// a time. Rows still in the memtable are not included: see
+    /// [`Store::optimize`].
     pub fn merge(&self) -> Result<MergeReport> {
-        self.writer()?.merge(&self.inner)
+        self.writer()?.merge(&self.inner, MergeScope::All)
+    }
+
+    /// Flush, then merge each table into one segment: afterwards every live
+    /// row is in a single segment with one index (the fastest to search).
+    /// The flush leaves its segments to the merge rather than indexing them
+    /// on their own.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use engram::index::{Hnsw, SearchParams};
+    /// use engram::storage::{Dim, Row, Store, StoreOptions};
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let opts = StoreOptions { indexer: Some(Arc::new(Hnsw::default())), ..StoreOptions::default() };
+    /// let store = Store::create(dir.path().join("s"), opts).unwrap();
+    /// let t = store.create_table("t", Dim::new(2).unwrap()).unwrap();
+    /// store.insert_batch(t, (0..100).map(|i| Row::new(vec![1.0, i as f32])).collect()).unwrap();
+    /// store.optimize().unwrap();
+    /// let st = store.stats().unwrap();
+    /// assert_eq!((st.tables[0].segments, st.tables[0].indexed_rows), (1, 100));
+    /// ```
+    pub fn optimize(&self) -> Result<MergeReport> {
+        let w = self.writer()?;
+        w.exclusive(&self.inner, |wal| writer::flush_locked(&self.inner, wal))?;
+        *self.inner.flush_error.lock() = None;
+        w.merge(&self.inner, MergeScope::All)
     }
 
     /// fsync the WAL now (useful under [`SyncPolicy::Batch`] or `Off`).

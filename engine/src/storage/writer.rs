@@ -14,7 +14,7 @@ use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 
 use super::batch::WriteBatch;
 use super::format::sync_dir;
@@ -119,13 +119,42 @@ impl Writer {
                 }
             }
         }
+        let mut flushed = false;
         if inner.state.read().memtable_bytes() >= inner.opts.memtable_bytes {
             // The group is durable; a failed flush must not turn its success
             // into an error. The next explicit flush reports it.
-            let outcome = flush_locked(inner, &mut wal).err().map(|e| e.to_string());
-            *inner.flush_error.lock() = outcome;
+            let outcome = flush_locked(inner, &mut wal);
+            flushed = matches!(outcome, Ok(true));
+            *inner.flush_error.lock() = outcome.err().map(|e| e.to_string());
+        }
+        drop(wal);
+        if flushed {
+            // Other commits go on while this one builds the new segment's
+            // graph; a merge already running leaves it to the next flush.
+            if let Err(e) = self.index_flushed(inner, false) {
+                *inner.flush_error.lock() = Some(e.to_string());
+            }
         }
         mine.unwrap_or_else(|| Err(Error::InvalidArgument("commit lost its own change".into())))
+    }
+
+    /// After a flush: give the segments that have no index one (merged into
+    /// one segment per table), when the store indexes flushed segments.
+    /// `wait` waits for a merge in progress instead of leaving the segments
+    /// to the next flush.
+    pub fn index_flushed(&self, inner: &Inner, wait: bool) -> Result<MergeReport> {
+        if inner.opts.indexer.is_none() || !inner.opts.index_on_flush {
+            return Ok(MergeReport::default());
+        }
+        let guard = if wait {
+            Some(self.merge.lock())
+        } else {
+            self.merge.try_lock()
+        };
+        match guard {
+            Some(g) => self.merge_holding(inner, MergeScope::Unindexed, g),
+            None => Ok(MergeReport::default()),
+        }
     }
 
     /// Run `f` as the only writer (no commit proceeds meanwhile).
@@ -400,6 +429,17 @@ pub struct MergeReport {
     pub rows_dropped: u64,
 }
 
+/// Which segments a merge rewrites.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum MergeScope {
+    /// Every segment of a table, into one, when the table has several, any
+    /// deleted segment row, or (with an indexer) a segment without an index.
+    All,
+    /// Only the segments without an index (with an indexer), into one: what
+    /// a flush leaves behind. Indexed segments keep their graphs.
+    Unindexed,
+}
+
 /// One table's share of a merge: its segments as of the merge's snapshot,
 /// and the id reserved for the segment that replaces them.
 struct MergePlan {
@@ -413,18 +453,19 @@ struct MergePlan {
 }
 
 impl Writer {
-    /// Rewrite each table's segments into one, without its deleted rows, when
-    /// the table has several segments, any deleted segment row, or (with an
-    /// indexer) a segment without an index; build each new segment's index
-    /// with `inner.opts.indexer`.
+    /// Rewrite each table's segments in `scope` into one, without their
+    /// deleted rows; build each new segment's index with `inner.opts.indexer`.
     ///
     /// Only the planning and the final publish hold the I/O lock: commits and
     /// flushes go on while the rows are copied and the index is built, which
     /// can take minutes on a large table. Rows deleted meanwhile stay deleted
     /// (their tombstones name rows the new segment holds, so they are kept);
     /// segments flushed meanwhile are not part of this merge.
-    pub fn merge(&self, inner: &Inner) -> Result<MergeReport> {
-        let _one_merge = self.merge.lock();
+    pub fn merge(&self, inner: &Inner, scope: MergeScope) -> Result<MergeReport> {
+        self.merge_holding(inner, scope, self.merge.lock())
+    }
+
+    fn merge_holding(&self, inner: &Inner, scope: MergeScope, _one_merge: MutexGuard<'_, ()>) -> Result<MergeReport> {
         let plans = {
             let _io = self.io.lock();
             inner.check_not_failed()?;
@@ -433,18 +474,33 @@ impl Writer {
             let mut next_id = st.next_segment_id;
             let indexing = inner.opts.indexer.is_some();
             for t in &st.tables {
-                let dead = t.segment_tombstones();
-                let unindexed = indexing && t.segments.iter().any(|s| s.index_bytes().is_empty());
-                if t.segments.len() < 2 && dead.is_empty() && !unindexed {
+                let sources: Vec<Arc<Segment>> = match scope {
+                    MergeScope::All => t.segments.clone(),
+                    MergeScope::Unindexed if indexing => t
+                        .segments
+                        .iter()
+                        .filter(|s| s.index_bytes().is_empty())
+                        .cloned()
+                        .collect(),
+                    MergeScope::Unindexed => Vec::new(),
+                };
+                let dead = t
+                    .tombstones
+                    .iter()
+                    .filter(|id| sources.iter().any(|s| s.find(**id).is_some()))
+                    .count() as u64;
+                let unindexed = indexing && sources.iter().any(|s| s.index_bytes().is_empty());
+                if sources.is_empty() || (sources.len() < 2 && dead == 0 && !unindexed) {
                     continue;
                 }
+                let rows: u64 = sources.iter().map(|s| s.rows as u64).sum();
                 plans.push(MergePlan {
                     table: t.id,
-                    sources: t.segments.clone(),
+                    sources,
                     dead: t.tombstones.clone(),
                     dim: t.dim.len(),
-                    live: t.segment_rows() - dead.len() as u64,
-                    dropped: dead.len() as u64,
+                    live: rows - dead,
+                    dropped: dead,
                     id: next_id,
                 });
                 next_id += 1;
@@ -479,6 +535,7 @@ impl Writer {
             let t = next.table_mut(p.table)?;
             let gone: HashSet<u64> = p.sources.iter().map(|s| s.id).collect();
             let before = t.segments.len();
+            let at = t.segments.iter().position(|s| gone.contains(&s.id)).unwrap_or(0);
             t.segments.retain(|s| !gone.contains(&s.id));
             if before - t.segments.len() != gone.len() {
                 return Err(Error::InvalidArgument(format!(
@@ -486,9 +543,11 @@ impl Writer {
                     p.table
                 )));
             }
-            // The merged rows precede every segment flushed since the plan.
+            // The merged segment takes its sources' place: the segments
+            // before it hold older rows, the ones flushed since the plan
+            // newer ones.
             if let Some(seg) = seg {
-                t.segments.insert(0, seg);
+                t.segments.insert(at, seg);
             }
             retain_live_tombstones(t);
         }

@@ -72,4 +72,27 @@ SELECT r->>'rows_dropped' AS rows_dropped, r->>'indexed_rows' AS indexed_rows FR
 SELECT engram.rebuild('g') AS rebuilt_rows;
 SELECT (engram.stats('g'))->>'indexed_rows' AS indexed_after_rebuild;
 SELECT engram.drop_store('g');
+
+-- Commits that fill the memtable flush it, and every flushed segment gets
+-- its own graph at once, without engram.optimize; searches across the
+-- graphs keep recall.
+SET engram.memtable_size = '256kB';
+SELECT engram.create_store('f', 16, settings => '{"m": 8, "ef_construction": 64}');
+SELECT format($$SELECT count(engram.insert('f', pg_temp.vec(i), 'row ' || i)) FROM generate_series(%s, %s) AS i$$,
+              b * 500, b * 500 + 499)
+FROM generate_series(0, 11) AS b \gexec
+SELECT (s->>'segments')::int >= 3 AS several_segments,
+       s->>'indexed_rows' = s->>'segment_rows' AS every_segment_has_a_graph,
+       (s->>'segment_rows')::int + (s->>'memtable_rows')::int AS rows
+FROM engram.stats('f') AS s;
+SELECT sum(hits) >= 0.95 * 300 AS recall_at_least_0_95
+FROM (
+    SELECT (SELECT count(*) FROM
+               (SELECT id FROM engram.search_ids('f', q.v, 10)) s
+               JOIN (SELECT id FROM engram.rows r WHERE r.store = 'f'
+                     ORDER BY pg_temp.cosdist(r.key, q.v), id LIMIT 10) e USING (id)) AS hits
+    FROM queries q
+) per_query;
+RESET engram.memtable_size;
+SELECT engram.drop_store('f');
 DROP EXTENSION pg_engram;

@@ -40,10 +40,11 @@ pub(crate) use space::{factor, QueryCode};
 /// let t = store.create_table("t", Dim::new(2).unwrap()).unwrap();
 /// let rows = (0..100).map(|i| Row::new(vec![(i as f32).cos(), (i as f32).sin()])).collect();
 /// store.insert_batch(t, rows).unwrap();
-/// store.flush().unwrap();
+/// store.flush().unwrap(); // the flushed segment gets its graph
 /// store.insert(t, Row::new(vec![1.0, 0.0])).unwrap();
-/// store.flush().unwrap();
-/// store.merge().unwrap(); // one segment, with its graph
+/// store.flush().unwrap(); // and so does this one: two graphs
+/// assert_eq!(store.stats().unwrap().tables[0].indexed_rows, 101);
+/// store.merge().unwrap(); // one segment, with one graph
 /// let hits = store.search(t, &[1.0, 0.0], 3, &SearchParams { ef: 32, ..SearchParams::default() }).unwrap();
 /// assert_eq!(hits.len(), 3);
 /// assert!(hits[0].distance < 1e-3);
