@@ -15,7 +15,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use engram::storage::{Dim, Mode, RowId, Store, StoreOptions, SyncPolicy, TableId, WriteBatch};
+use engram::storage::{Dim, Mode, RowId, Store, StoreOptions, SyncPolicy, TableId, WriteBatch, WriterLock};
 use pgrx::prelude::*;
 use pgrx::JsonB;
 
@@ -89,6 +89,7 @@ fn open(name: &str, cat: &StoreRow) -> Option<Rc<Handle>> {
         Ok(s) => s,
         Err(e) => {
             notice!("engram: engine copy of store {name:?} is unusable ({e}); rebuilding it from engram.rows");
+            log!("engram: engine copy of store {name:?} is unusable ({e}); rebuilding it from engram.rows");
             return None;
         }
     };
@@ -146,14 +147,16 @@ pub fn attach(name: &str, need: Need) -> Rc<Handle> {
     }
     // Out of step: hold the store's row lock so no writer commits meanwhile.
     let latest = catalog::lock(name);
+    // Another backend may have made the copy while we waited for the lock.
+    let handle = handle.or_else(|| open(name, &cat));
     let h = match handle {
         Some(h) => {
             // An unreadable copy (its files removed or damaged under us) is
             // rebuilt like a missing one.
             let repaired = match h.store.watermark() {
-                Ok(w) if w == latest => true,
+                Ok(w) if w == latest => Ok(()),
                 Ok(w) if w < latest => match catch_up(name, &h, latest) {
-                    Ok(()) => true,
+                    Ok(()) => Ok(()),
                     // Another backend holds the copy's writer role (an
                     // `engram.optimize`, most likely): rebuilding would swap
                     // the directory under its feet. Wait for it instead.
@@ -161,14 +164,17 @@ pub fn attach(name: &str, need: Need) -> Rc<Handle> {
                         pgrx::PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE,
                         format!("engram: the engine copy of store {name:?} is busy ({e}); try again when engram.optimize has finished"),
                     ),
-                    Err(_) => false,
+                    Err(e) => Err(format!("catching up failed: {e}")),
                 },
-                _ => false,
+                Ok(w) => Err(format!("the copy is at watermark {w}, ahead of the tables' {latest}")),
+                Err(e) => Err(format!("the copy is unreadable: {e}")),
             };
-            if repaired {
-                h
-            } else {
-                rebuild(name, &cat, latest)
+            match repaired {
+                Ok(()) => h,
+                Err(why) => {
+                    log!("engram: store {name:?}: {why}; rebuilding its engine copy");
+                    rebuild(name, &cat, latest)
+                }
             }
         }
         None => rebuild(name, &cat, latest),
@@ -280,15 +286,22 @@ impl<'a> Chunks<'a> {
 
 /// Apply the difference between the engine's live ids and the table's ids.
 fn catch_up(name: &str, h: &Handle, latest: u64) -> engram::Result<()> {
-    let engine: BTreeSet<u64> = h.store.live_ids(h.table)?.into_iter().map(|r| r.0).collect();
-    let truth: BTreeSet<u64> = Spi::connect(|c| {
-        let t = c.select("SELECT id FROM engram.rows WHERE store = $1", None, &[name.into()])?;
-        t.map(|r| r.get::<i64>(1).map(|v| v.unwrap_or(0) as u64))
-            .collect::<Result<_, _>>()
-    })
-    .map_err(|e| engram::Error::InvalidArgument(e.to_string()))?;
-    let missing: Vec<i64> = truth.difference(&engine).map(|i| *i as i64).collect();
     write_locked(&h.store, |s| {
+        // Read the copy only under its writer role: a commit's publish that
+        // was still on its way when we looked (its transaction committed
+        // before we locked the store's row) has landed by now, and any later
+        // one finds the copy moved on and leaves it alone.
+        if s.watermark()? == latest {
+            return Ok(());
+        }
+        let engine: BTreeSet<u64> = s.live_ids(h.table)?.into_iter().map(|r| r.0).collect();
+        let truth: BTreeSet<u64> = Spi::connect(|c| {
+            let t = c.select("SELECT id FROM engram.rows WHERE store = $1", None, &[name.into()])?;
+            t.map(|r| r.get::<i64>(1).map(|v| v.unwrap_or(0) as u64))
+                .collect::<Result<_, _>>()
+        })
+        .map_err(|e| engram::Error::InvalidArgument(e.to_string()))?;
+        let missing: Vec<i64> = truth.difference(&engine).map(|i| *i as i64).collect();
         let mut chunks = Chunks::new(s, h.table);
         for id in engine.difference(&truth) {
             chunks.delete(*id);
@@ -343,6 +356,23 @@ fn load_rows(name: &str, only: Option<Vec<i64>>, mut each: impl FnMut(u64, engra
 pub fn rebuild(name: &str, cat: &StoreRow, latest: u64) -> Rc<Handle> {
     forget(name);
     let dir = dir_of(name);
+    // Hold the old copy's writer role across the swap, so that no backend
+    // (an `engram.optimize`, a publish at commit) writes into the directory
+    // being replaced. A copy too damaged to lock has no writer to wait for.
+    let _role = match WriterLock::acquire(&dir, Duration::from_secs(30), &interrupt_pending) {
+        Ok(role) => Some(role),
+        Err(e @ engram::Error::WriterLocked { .. }) => crate::errors::user_error(
+            pgrx::PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE,
+            format!(
+                "engram: the engine copy of store {name:?} is busy ({e}); try again when engram.optimize has finished"
+            ),
+        ),
+        Err(engram::Error::Cancelled) => {
+            pgrx::check_for_interrupts!();
+            crate::errors::raise(engram::Error::Cancelled)
+        }
+        Err(_) => None,
+    };
     let parent = dir.parent().map(PathBuf::from).unwrap_or_default();
     let fresh = parent.join(format!("{name}.rebuild"));
     let old = parent.join(format!("{name}.old"));
@@ -386,6 +416,7 @@ pub fn rebuild(name: &str, cat: &StoreRow, latest: u64) -> Rc<Handle> {
     let _ = std::fs::remove_dir_all(&old);
     if rows > 0 || latest > 0 {
         notice!("engram: rebuilt the engine copy of store {name:?} from engram.rows ({rows} rows, watermark {latest})");
+        log!("engram: rebuilt the engine copy of store {name:?} from engram.rows ({rows} rows, watermark {latest})");
     }
     let h = open(name, cat).unwrap_or_else(|| {
         crate::errors::user_error(

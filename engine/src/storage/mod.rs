@@ -27,6 +27,7 @@ mod writer;
 pub use batch::WriteBatch;
 pub use format::FormatVersion;
 pub use indexer::{IndexInput, SegmentIndexer};
+pub use lock::WriterLock;
 pub(crate) use segment::Segment;
 pub use store::{Mode, Scan, Store, StoreOptions, StoreStats, TableInfo, TableStats, WriteReport};
 pub use types::{Dim, Kind, Meta, MetaRecord, Position, Row, RowId, Scope, TableId, Tier, Value, MAX_ROW_BYTES};
