@@ -8,7 +8,8 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use engram::storage::{Store, StoreOptions};
+use engram::index::{Search, SearchParams};
+use engram::storage::{RowId, Store, StoreOptions};
 use engram_tests::check_row;
 use rand::{Rng, SeedableRng};
 
@@ -40,6 +41,7 @@ fn acknowledged_rows_survive_sigkill() {
     let mut deleting: BTreeSet<u64> = BTreeSet::new();
     let mut deleted: BTreeSet<u64> = BTreeSet::new();
     let mut next_n = 0u64;
+    let mut indexed = 0;
     for kill in 0..KILLS {
         let start_n = next_n;
         let mut child = Command::new(env!("CARGO_BIN_EXE_crash_writer"))
@@ -107,6 +109,19 @@ fn acknowledged_rows_survive_sigkill() {
             }
         }
         // Rows of this run, acknowledged or not, come in whole batches.
+        // Every segment's graph that survived is whole: checksums hold and a
+        // search through the graphs returns as many rows as it can.
+        store
+            .verify()
+            .unwrap_or_else(|e| panic!("kill {kill}: verify failed: {e}"));
+        if let Some((_, &id)) = present.iter().next() {
+            let key = store.get(t, RowId(id)).unwrap().unwrap().key;
+            let hits = store
+                .search(t, &key, 5, &SearchParams::default())
+                .unwrap_or_else(|e| panic!("kill {kill}: search failed: {e}"));
+            assert_eq!(hits.len(), present.len().min(5), "kill {kill}: search came back short");
+        }
+        indexed = store.stats().unwrap().tables[0].indexed_rows;
         let end = present.keys().next_back().map_or(start_n, |m| m + 1);
         for b in batches(start_n, end) {
             if b.end - b.start == 3 {
@@ -117,8 +132,9 @@ fn acknowledged_rows_survive_sigkill() {
         next_n = end.max(acked.values().next_back().map_or(0, |m| m + 1)).max(start_n);
     }
     assert!(acked.len() > 200, "the writer acknowledged only {} rows", acked.len());
+    assert!(indexed > 0, "no segment got a graph");
     println!(
-        "{KILLS} kills, {} acknowledged rows, {} deletes",
+        "{KILLS} kills, {} acknowledged rows, {} deletes, {indexed} rows in graphs at the end",
         acked.len(),
         deleted.len()
     );

@@ -1,9 +1,12 @@
 //! Child process for the crash test: inserts rows forever (single rows and
-//! batches of three, with flushes and merges along the way) and prints
-//! `<row id> <n>` for each row once its insert is acknowledged.
+//! batches of three, with flushes and merges along the way, each flushed or
+//! merged segment getting its HNSW graph) and prints `<row id> <n>` for each
+//! row once its insert is acknowledged.
 
 use std::io::Write;
+use std::sync::Arc;
 
+use engram::index::Hnsw;
 use engram::storage::{Dim, Store, StoreOptions};
 use engram_tests::{row_for, DIM};
 
@@ -13,6 +16,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut n: u64 = args.next().ok_or("missing START")?.parse()?;
     let opts = StoreOptions {
         memtable_bytes: 64 << 10,
+        // So that kills also land in graph builds and in the merges that
+        // index flushed segments.
+        indexer: Some(Arc::new(Hnsw {
+            m: 8,
+            ef_construction: 32,
+            threads: 1,
+            ..Hnsw::default()
+        })),
         ..StoreOptions::default()
     };
     let store = Store::open_or_create(&dir, opts)?;
