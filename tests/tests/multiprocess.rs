@@ -42,4 +42,7 @@ fn readers_in_other_processes_see_consistent_prefixes() {
     let store = Store::open(&path, StoreOptions::reader()).unwrap();
     let st = store.stats().unwrap();
     assert_eq!(st.tables[0].live_rows, batches * batch);
+    // The writer's last flush waited for its segment's graph.
+    assert!(st.tables[0].segments > 1);
+    assert_eq!(st.tables[0].indexed_rows, st.tables[0].segment_rows);
 }

@@ -1,10 +1,13 @@
 //! Child process for the multi-process test: scans the store over and over
 //! while a writer appends. Every scan must be a prefix-consistent snapshot
-//! (ids exactly 0..m, whole batches only, every row intact) and m must never
-//! shrink. Exits 0 once it has seen all `FINAL` rows.
+//! (ids exactly 0..m, whole batches only, every row intact, so segments stay
+//! in row order as flushed ones are merged for their graphs) and m must never
+//! shrink; a search through the graphs after each scan returns k rows. Exits
+//! 0 once it has seen all `FINAL` rows.
 
 use std::time::{Duration, Instant};
 
+use engram::index::{Search, SearchParams};
 use engram::storage::{Store, StoreOptions};
 use engram_tests::check_row;
 
@@ -31,6 +34,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 return Err(format!("row {} holds the content of row {n}", id.0).into());
             }
             m += 1;
+        }
+        if m >= 5 {
+            let key = engram_tests::row_for(m - 1).key;
+            let hits = store.search(t, &key, 5, &SearchParams::default())?;
+            if hits.len() != 5 {
+                return Err(format!("a search over {m} rows returned {} of 5", hits.len()).into());
+            }
         }
         if !m.is_multiple_of(batch) {
             return Err(format!("saw {m} rows: a batch of {batch} was split").into());
