@@ -146,6 +146,9 @@ fn publish(txn: Txn) {
     }
 }
 
+/// How many times (2 ms apart) a commit waits for earlier commits to publish.
+const PUBLISH_WAITS: u32 = 50;
+
 /// Why a transaction's changes did not reach the engine copy at commit.
 enum Unpublished {
     /// The copy is not at the watermark this transaction started from.
@@ -180,16 +183,34 @@ fn publish_store(name: &str, ops: Vec<Op>) -> Result<(), Unpublished> {
     batch.set_watermark(last);
     let store = &h.store;
     let failed = |e: engram::Error| Unpublished::Failed(e.to_string());
-    store
-        .begin_write(std::time::Duration::from_secs(30), &|| false)
-        .map_err(failed)?;
-    let result = match store.watermark() {
-        Ok(w) if w == base => store.write(batch).map(|_| ()).map_err(failed),
-        Ok(w) => Err(Unpublished::OutOfTurn(format!(
-            "engine copy is at watermark {w}, this transaction started from {base}"
-        ))),
-        Err(e) => Err(failed(e)),
-    };
-    let ended = store.end_write().map_err(failed);
-    result.and(ended)
+    // A commit just before ours may not have published yet (commits reach
+    // the writer role in any order): give it a moment, with the role given
+    // back meanwhile, rather than leave our changes to a catch-up.
+    let mut batch = Some(batch);
+    for attempt in 0..=PUBLISH_WAITS {
+        store
+            .begin_write(std::time::Duration::from_secs(30), &|| false)
+            .map_err(failed)?;
+        // None: not our turn yet.
+        let done = match store.watermark() {
+            Ok(w) if w == base => {
+                let batch = batch.take().expect("a batch is written once");
+                Some(store.write(batch).map(|_| ()).map_err(failed))
+            }
+            Ok(w) if w < base && attempt < PUBLISH_WAITS => None,
+            Ok(w) => Some(Err(Unpublished::OutOfTurn(format!(
+                "engine copy is at watermark {w}, this transaction started from {base}"
+            )))),
+            Err(e) => Some(Err(failed(e))),
+        };
+        let ended = store.end_write().map_err(failed);
+        match done {
+            Some(result) => return result.and(ended),
+            None => {
+                ended?;
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+        }
+    }
+    unreachable!("the last attempt does not wait")
 }
