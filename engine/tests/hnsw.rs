@@ -62,6 +62,14 @@ fn indexed_options() -> StoreOptions {
     }
 }
 
+/// Indexed, but flushes leave their segments to an explicit merge.
+fn merge_indexed_options() -> StoreOptions {
+    StoreOptions {
+        index_on_flush: false,
+        ..indexed_options()
+    }
+}
+
 fn indexed_store(dir: &std::path::Path) -> Store {
     Store::open_or_create(dir, indexed_options()).unwrap()
 }
@@ -224,11 +232,7 @@ fn merge_runs_while_writers_commit_and_readers_search() {
     let dir = tempfile::tempdir().unwrap();
     // Flushes here leave their segments to the merge under test, so that
     // they do not wait for it to index them.
-    let opts = StoreOptions {
-        index_on_flush: false,
-        ..indexed_options()
-    };
-    let store = Arc::new(Store::create(dir.path().join("s"), opts).unwrap());
+    let store = Arc::new(Store::create(dir.path().join("s"), merge_indexed_options()).unwrap());
     let (all, _) = data(3000, 2);
     let all: Vec<Vec<f32>> = all.iter().cycle().take(3000).cloned().collect();
     let t = store.create_table("t", Dim::new(all[0].len() as u32).unwrap()).unwrap();
@@ -381,11 +385,7 @@ fn flushed_segments_get_their_own_graphs() {
 #[test]
 fn index_on_flush_off_leaves_segments_to_merge() {
     let dir = tempfile::tempdir().unwrap();
-    let opts = StoreOptions {
-        index_on_flush: false,
-        ..indexed_options()
-    };
-    let store = Store::create(dir.path().join("s"), opts).unwrap();
+    let store = Store::create(dir.path().join("s"), merge_indexed_options()).unwrap();
     let (base, _) = data(300, 4);
     let t = store
         .create_table("t", Dim::new(base[0].len() as u32).unwrap())

@@ -88,8 +88,9 @@ fn open(name: &str, cat: &StoreRow) -> Option<Rc<Handle>> {
     let store = match Store::open(&dir, options(cat)) {
         Ok(s) => s,
         Err(e) => {
-            notice!("engram: engine copy of store {name:?} is unusable ({e}); rebuilding it from engram.rows");
-            log!("engram: engine copy of store {name:?} is unusable ({e}); rebuilding it from engram.rows");
+            tell(&format!(
+                "engram: engine copy of store {name:?} is unusable ({e}); rebuilding it from engram.rows"
+            ));
             return None;
         }
     };
@@ -129,6 +130,9 @@ pub fn attach(name: &str, need: Need) -> Rc<Handle> {
             )
         });
     }
+    // Whether a copy was there to open: if not, another backend may make it
+    // while we wait for the row lock below.
+    let absent = cached.is_none() && !dir_of(name).exists();
     let handle = cached.or_else(|| open(name, &cat));
     if let Some(h) = &handle {
         match wait_in_step(h, cat.watermark) {
@@ -147,8 +151,10 @@ pub fn attach(name: &str, need: Need) -> Rc<Handle> {
     }
     // Out of step: hold the store's row lock so no writer commits meanwhile.
     let latest = catalog::lock(name);
-    // Another backend may have made the copy while we waited for the lock.
-    let handle = handle.or_else(|| open(name, &cat));
+    let handle = match handle {
+        None if absent => open(name, &cat),
+        handle => handle,
+    };
     let h = match handle {
         Some(h) => {
             // An unreadable copy (its files removed or damaged under us) is
@@ -160,10 +166,7 @@ pub fn attach(name: &str, need: Need) -> Rc<Handle> {
                     // Another backend holds the copy's writer role (an
                     // `engram.optimize`, most likely): rebuilding would swap
                     // the directory under its feet. Wait for it instead.
-                    Err(e @ engram::Error::WriterLocked { .. }) => crate::errors::user_error(
-                        pgrx::PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE,
-                        format!("engram: the engine copy of store {name:?} is busy ({e}); try again when engram.optimize has finished"),
-                    ),
+                    Err(e @ engram::Error::WriterLocked { .. }) => busy(name, &e),
                     Err(e) => Err(format!("catching up failed: {e}")),
                 },
                 Ok(w) => Err(format!("the copy is at watermark {w}, ahead of the tables' {latest}")),
@@ -181,6 +184,21 @@ pub fn attach(name: &str, need: Need) -> Rc<Handle> {
     };
     remember(name, &h);
     h
+}
+
+/// Another backend holds the copy's writer role (an `engram.optimize`, most
+/// likely): ERROR 55P03 rather than touch the copy under its feet.
+fn busy(name: &str, e: &engram::Error) -> ! {
+    crate::errors::user_error(
+        pgrx::PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE,
+        format!("engram: the engine copy of store {name:?} is busy ({e}); try again when engram.optimize has finished"),
+    )
+}
+
+/// A repair the caller should hear of (NOTICE) and the server log keep (LOG).
+fn tell(msg: &str) {
+    notice!("{msg}");
+    log!("{msg}");
 }
 
 fn remember(name: &str, h: &Rc<Handle>) {
@@ -361,12 +379,7 @@ pub fn rebuild(name: &str, cat: &StoreRow, latest: u64) -> Rc<Handle> {
     // being replaced. A copy too damaged to lock has no writer to wait for.
     let _role = match WriterLock::acquire(&dir, Duration::from_secs(30), &interrupt_pending) {
         Ok(role) => Some(role),
-        Err(e @ engram::Error::WriterLocked { .. }) => crate::errors::user_error(
-            pgrx::PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE,
-            format!(
-                "engram: the engine copy of store {name:?} is busy ({e}); try again when engram.optimize has finished"
-            ),
-        ),
+        Err(e @ engram::Error::WriterLocked { .. }) => busy(name, &e),
         Err(engram::Error::Cancelled) => {
             pgrx::check_for_interrupts!();
             crate::errors::raise(engram::Error::Cancelled)
@@ -415,8 +428,9 @@ pub fn rebuild(name: &str, cat: &StoreRow, latest: u64) -> Rc<Handle> {
     }
     let _ = std::fs::remove_dir_all(&old);
     if rows > 0 || latest > 0 {
-        notice!("engram: rebuilt the engine copy of store {name:?} from engram.rows ({rows} rows, watermark {latest})");
-        log!("engram: rebuilt the engine copy of store {name:?} from engram.rows ({rows} rows, watermark {latest})");
+        tell(&format!(
+            "engram: rebuilt the engine copy of store {name:?} from engram.rows ({rows} rows, watermark {latest})"
+        ));
     }
     let h = open(name, cat).unwrap_or_else(|| {
         crate::errors::user_error(

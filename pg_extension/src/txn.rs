@@ -186,30 +186,25 @@ fn publish_store(name: &str, ops: Vec<Op>) -> Result<(), Unpublished> {
     // A commit just before ours may not have published yet (commits reach
     // the writer role in any order): give it a moment, with the role given
     // back meanwhile, rather than leave our changes to a catch-up.
-    let mut batch = Some(batch);
+    // The role is given back whatever the outcome.
+    let finish = |r: Result<(), Unpublished>| r.and(store.end_write().map_err(failed));
     for attempt in 0..=PUBLISH_WAITS {
         store
             .begin_write(std::time::Duration::from_secs(30), &|| false)
             .map_err(failed)?;
-        // None: not our turn yet.
-        let done = match store.watermark() {
-            Ok(w) if w == base => {
-                let batch = batch.take().expect("a batch is written once");
-                Some(store.write(batch).map(|_| ()).map_err(failed))
-            }
-            Ok(w) if w < base && attempt < PUBLISH_WAITS => None,
-            Ok(w) => Some(Err(Unpublished::OutOfTurn(format!(
-                "engine copy is at watermark {w}, this transaction started from {base}"
-            )))),
-            Err(e) => Some(Err(failed(e))),
-        };
-        let ended = store.end_write().map_err(failed);
-        match done {
-            Some(result) => return result.and(ended),
-            None => {
-                ended?;
+        match store.watermark() {
+            Ok(w) if w == base => return finish(store.write(batch).map(|_| ()).map_err(failed)),
+            // Not our turn yet.
+            Ok(w) if w < base && attempt < PUBLISH_WAITS => {
+                store.end_write().map_err(failed)?;
                 std::thread::sleep(std::time::Duration::from_millis(2));
             }
+            Ok(w) => {
+                return finish(Err(Unpublished::OutOfTurn(format!(
+                    "engine copy is at watermark {w}, this transaction started from {base}"
+                ))))
+            }
+            Err(e) => return finish(Err(failed(e))),
         }
     }
     unreachable!("the last attempt does not wait")

@@ -1,10 +1,24 @@
 //! Helpers shared by the integration tests and the child processes they
 //! start (writers killed at random moments, readers racing a writer).
 
-use engram::storage::{Meta, Position, Row, Value};
+use std::sync::Arc;
+
+use engram::index::Hnsw;
+use engram::storage::{Meta, Position, Row, SegmentIndexer, Value};
 
 /// Key dimension used by the child processes.
 pub const DIM: u32 = 16;
+
+/// A small, single-threaded graph builder for the child writers, so that
+/// every flushed and merged segment gets a graph cheaply.
+pub fn small_indexer() -> Option<Arc<dyn SegmentIndexer>> {
+    Some(Arc::new(Hnsw {
+        m: 8,
+        ef_construction: 32,
+        threads: 1,
+        ..Hnsw::default()
+    }))
+}
 
 /// The row whose every column is derived from `n`, so that a reader can tell
 /// a correct row from a torn or mixed-up one.

@@ -569,9 +569,15 @@ impl Store {
     /// theirs).
     pub fn flush(&self) -> Result<()> {
         let w = self.writer()?;
+        self.flush_with(&w)?;
+        w.index_flushed(&self.inner, true)?;
+        Ok(())
+    }
+
+    /// Flush as the writer `w`, clearing the error an automatic flush left.
+    fn flush_with(&self, w: &Writer) -> Result<()> {
         w.exclusive(&self.inner, |wal| writer::flush_locked(&self.inner, wal))?;
         *self.inner.flush_error.lock() = None;
-        w.index_flushed(&self.inner, true)?;
         Ok(())
     }
 
@@ -605,8 +611,7 @@ impl Store {
     /// ```
     pub fn optimize(&self) -> Result<MergeReport> {
         let w = self.writer()?;
-        w.exclusive(&self.inner, |wal| writer::flush_locked(&self.inner, wal))?;
-        *self.inner.flush_error.lock() = None;
+        self.flush_with(&w)?;
         w.merge(&self.inner, MergeScope::All)
     }
 

@@ -476,13 +476,13 @@ impl Writer {
             for t in &st.tables {
                 let sources: Vec<Arc<Segment>> = match scope {
                     MergeScope::All => t.segments.clone(),
-                    MergeScope::Unindexed if indexing => t
+                    // Only asked for by `index_flushed`, with an indexer.
+                    MergeScope::Unindexed => t
                         .segments
                         .iter()
                         .filter(|s| s.index_bytes().is_empty())
                         .cloned()
                         .collect(),
-                    MergeScope::Unindexed => Vec::new(),
                 };
                 let dead = t
                     .tombstones

@@ -4,9 +4,7 @@
 //! row once its insert is acknowledged.
 
 use std::io::Write;
-use std::sync::Arc;
 
-use engram::index::Hnsw;
 use engram::storage::{Dim, Store, StoreOptions};
 use engram_tests::{row_for, DIM};
 
@@ -18,12 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         memtable_bytes: 64 << 10,
         // So that kills also land in graph builds and in the merges that
         // index flushed segments.
-        indexer: Some(Arc::new(Hnsw {
-            m: 8,
-            ef_construction: 32,
-            threads: 1,
-            ..Hnsw::default()
-        })),
+        indexer: engram_tests::small_indexer(),
         ..StoreOptions::default()
     };
     let store = Store::open_or_create(&dir, opts)?;

@@ -3,9 +3,6 @@
 //! the way (each flushed or merged segment getting its HNSW graph) so that
 //! readers see manifests change under them.
 
-use std::sync::Arc;
-
-use engram::index::Hnsw;
 use engram::storage::{Store, StoreOptions};
 use engram_tests::row_for;
 
@@ -16,12 +13,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let batch: u64 = args.next().ok_or("missing BATCH")?.parse()?;
     let opts = StoreOptions {
         memtable_bytes: 128 << 10,
-        indexer: Some(Arc::new(Hnsw {
-            m: 8,
-            ef_construction: 32,
-            threads: 1,
-            ..Hnsw::default()
-        })),
+        indexer: engram_tests::small_indexer(),
         ..StoreOptions::default()
     };
     let store = Store::open(&dir, opts)?;
