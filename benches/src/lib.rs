@@ -2,31 +2,56 @@
 
 use std::path::Path;
 
-use engram::storage::{Meta, Row};
+use engram::storage::{Dim, FixedType, KeySpec, Row, Schema, Value};
 use rand::Rng;
 
-/// A row with a random `dim`-dimensional key, ~60 bytes of text and
-/// metadata, as an agent-memory workload writes them.
+/// The table an agent-memory workload writes: a `dim`-dimensional key
+/// (without a graph), text, a timestamp, tenant and session symbols, a token
+/// count, an access count, and a unique memory id.
+pub fn memory_schema(dim: usize) -> Schema {
+    Schema::builder()
+        .key("key", KeySpec::new(Dim::new(dim as u32).expect("dim")).with_index(None))
+        .text("text")
+        .fixed("timestamp", FixedType::Timestamp)
+        .symbol("namespace")
+        .symbol("session")
+        .fixed("token_count", FixedType::U32)
+        .fixed("access_count", FixedType::U64)
+        .fixed("memory_id", FixedType::U64)
+        .unique("memory_id")
+        .build()
+        .expect("valid schema")
+}
+
+/// A row of [`memory_schema`] with a random key and ~60 bytes of text.
 pub fn synthetic_row(rng: &mut impl Rng, i: u64, dim: usize) -> Row {
     let key: Vec<f32> = (0..dim).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
-    Row::new(key)
-        .with_text(format!(
+    Row::from_values(vec![
+        Value::Vector(key),
+        Value::Str(format!(
             "memory {i}: the user asked about item {} in session {}",
             i % 977,
             i % 31
-        ))
-        .with_meta(Meta {
-            timestamp: i as i64,
-            namespace: format!("tenant{}", i % 8),
-            session: format!("s{}", i % 31),
-            token_count: 14,
-            ..Meta::default()
-        })
+        )),
+        Value::Int(i as i64),
+        Value::Str(format!("tenant{}", i % 8)),
+        Value::Str(format!("s{}", i % 31)),
+        Value::UInt(14),
+        Value::UInt(0),
+        Value::UInt(i),
+    ])
 }
 
-/// Logical bytes of a row: key, text, fixed position and meta records.
+/// Logical bytes of a row: key, text, and 8 bytes per other column.
 pub fn logical_bytes(row: &Row) -> usize {
-    row.key.len() * 4 + row.text.len() + 32 + 48
+    row.values()
+        .iter()
+        .map(|v| match v {
+            Value::Vector(k) => k.len() * 4,
+            Value::Str(s) => s.len(),
+            _ => 8,
+        })
+        .sum()
 }
 
 /// Bytes of all files directly in `dir`.

@@ -1,6 +1,8 @@
-//! The embedded-engine demo: create a store, write rows, reopen it and read
-//! them back; then search 2,000 real sentence embeddings through HNSW
-//! graphs, with what happened printed along the way.
+//! The embedded-engine demo: declare a table's schema, write rows, update
+//! and upsert them in place, reopen the store and read them back through a
+//! snapshot; then search 2,000 real sentence embeddings through HNSW
+//! graphs, reading each hit's text from the search's own snapshot, with
+//! what happened printed along the way.
 //!
 //! `cargo run --release -p engram --example demo [DIR]`
 
@@ -9,7 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use engram::index::{Filter, Hnsw, Search, SearchParams};
-use engram::storage::{Dim, Meta, Position, Row, Store, StoreOptions, Value};
+use engram::storage::{Dim, FixedType, KeySpec, Row, Schema, Sparse, SparseKind, Store, StoreOptions};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::env::args()
@@ -25,33 +27,53 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "Every acknowledged write survives a crash.",
         "Readers never block the writer.",
     ];
+    let schema = Schema::builder()
+        .key("key", KeySpec::new(Dim::new(8)?))
+        .text("text")
+        .symbol("namespace")
+        .fixed("sentence", FixedType::U32)
+        .fixed("tokens", FixedType::U32)
+        .fixed("reads", FixedType::U64)
+        .sparse("next", SparseKind::Counts)
+        .fixed("hash", FixedType::U64)
+        .unique("hash")
+        .build()?;
+    let (key, text, ns) = (schema.key("key")?, schema.text("text")?, schema.symbol("namespace")?);
+    let (sentence, tokens, reads) = (
+        schema.fixed::<u32>("sentence")?,
+        schema.fixed::<u32>("tokens")?,
+        schema.fixed::<u64>("reads")?,
+    );
+    let (next, hash) = (schema.sparse("next")?, schema.fixed::<u64>("hash")?);
+    println!(
+        "schema: {} columns ({})",
+        schema.columns().len(),
+        schema
+            .columns()
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let row_of = |i: usize, s: &str| {
+        // A toy key: letter statistics, enough to show the columns.
+        let mut k = vec![0.0f32; 8];
+        for b in s.bytes() {
+            k[usize::from(b) % 8] += 1.0;
+        }
+        Row::new(&schema)
+            .with(key, k)
+            .with(text, s)
+            .with(ns, "demo")
+            .with(sentence, i as u32)
+            .with(tokens, s.split_whitespace().count() as u32)
+            .with(next, Sparse::counts([(i as u32, 1)]))
+            .with(hash, 1000 + i as u64)
+    };
     let ids = {
         let store = Store::create(&dir, StoreOptions::default())?;
-        let t = store.create_table("sentences", Dim::new(8)?)?;
-        let rows: Vec<Row> = sentences
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                // A toy key: letter statistics, enough to show the columns.
-                let mut key = vec![0.0f32; 8];
-                for b in s.bytes() {
-                    key[usize::from(b) % 8] += 1.0;
-                }
-                Row::new(key)
-                    .with_text(*s)
-                    .with_value(Value::Sparse(vec![(i as u32, 1)]))
-                    .with_position(Position {
-                        absolute: i as u64,
-                        sentence: i as u32,
-                        ..Position::default()
-                    })
-                    .with_meta(Meta {
-                        namespace: "demo".into(),
-                        token_count: s.split_whitespace().count() as u32,
-                        ..Meta::default()
-                    })
-            })
-            .collect();
+        let t = store.create_table("sentences", schema.clone())?;
+        let rows: Vec<Row> = sentences.iter().enumerate().map(|(i, s)| row_of(i, s)).collect();
         let ids = store.insert_batch(t, rows)?;
         println!(
             "wrote {} rows (ids {:?}) to the WAL",
@@ -60,6 +82,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
         store.delete(t, ids[3])?;
         println!("deleted row {}", ids[3].0);
+        store.update(t, ids[1], vec![reads.add(1), next.merge(Sparse::counts([(7, 2)]))])?;
+        println!("updated row {} in place: reads + 1, next-token counts merged", ids[1].0);
+        let (same, inserted) = store.upsert(t, row_of(0, sentences[0]), vec![reads.add(1)])?;
+        println!("upserted by hash 1000: found row {} (inserted: {inserted})", same.0);
         store.flush()?;
         let st = store.stats()?;
         println!(
@@ -71,15 +97,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let store = Store::open(&dir, StoreOptions::default())?;
     let t = store.table("sentences")?;
-    println!("reopened; reading back:");
-    for r in store.scan(t)? {
-        let (id, row) = r?;
-        println!("  row {:>2}  tokens={}  {:?}", id.0, row.meta.token_count, row.text);
+    println!("reopened; reading back through one snapshot:");
+    let snap = store.snapshot()?;
+    let view = snap.table(t)?;
+    for row in view.rows() {
+        println!(
+            "  row {:>2}  tokens={} reads={} next={:?}  {:?}",
+            row.id().0,
+            row.get(tokens),
+            row.get(reads),
+            row.sparse(next)?.ids,
+            row.text(text)?
+        );
     }
-    let again = store.get(t, ids[0])?.ok_or("row 0 missing after reopen")?;
-    assert_eq!(again.text, sentences[0]);
-    assert!(store.get(t, ids[3])?.is_none());
-    println!("row 0 read back intact; deleted row stays deleted");
+    let again = view.get(ids[0]).ok_or("row 0 missing after reopen")?;
+    assert_eq!(again.text(text)?, sentences[0]);
+    assert_eq!(again.get(reads), 1);
+    assert!(view.get(ids[3]).is_none());
+    println!("row 0 read back intact with its update; deleted row stays deleted");
+    drop(snap);
     drop(store);
     search_demo(&dir.with_extension("search"))
 }
@@ -156,7 +192,13 @@ fn search_demo(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
         ..StoreOptions::default()
     };
     let store = Store::create(dir, opts)?;
-    let t = store.create_table("verses", Dim::new(DIM as u32)?)?;
+    let schema = Schema::builder()
+        .key("key", KeySpec::new(Dim::new(DIM as u32)?))
+        .text("text")
+        .symbol("book")
+        .build()?;
+    let (key, text, book) = (schema.key("key")?, schema.text("text")?, schema.symbol("book")?);
+    let t = store.create_table("verses", schema.clone())?;
     // Genesis has 1,533 verses, 15 of them held out as queries: Exodus
     // starts at row 1,518 ("Now these are the names of the children of
     // Israel, ...").
@@ -169,12 +211,12 @@ fn search_demo(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
         .iter()
         .zip(&s.texts)
         .enumerate()
-        .map(|(i, (v, text))| {
-            let book = if i < EXODUS { "genesis" } else { "exodus" };
-            Row::new(v.clone()).with_text(text.as_str()).with_meta(Meta {
-                namespace: book.into(),
-                ..Meta::default()
-            })
+        .map(|(i, (v, verse))| {
+            let name = if i < EXODUS { "genesis" } else { "exodus" };
+            Row::new(&schema)
+                .with(key, v.clone())
+                .with(text, verse.as_str())
+                .with(book, name)
         })
         .collect();
     for chunk in rows.chunks(250) {
@@ -189,9 +231,10 @@ fn search_demo(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
     let p = SearchParams::default();
     let show = |qi: usize, p: &SearchParams| -> engram::Result<()> {
         println!("query: {:?}", s.query_texts[qi]);
-        for h in store.search(t, &s.queries[qi], 3, p)? {
-            let row = store.get(t, h.id)?.expect("a hit is a live row");
-            println!("  {:.3}  [{}] {}", h.distance, row.meta.namespace, row.text);
+        // Each hit's columns are read in place from the search's snapshot.
+        let snap = store.snapshot()?;
+        for h in snap.table(t)?.search(&s.queries[qi], 3, p)? {
+            println!("  {:.3}  [{}] {}", h.distance, h.row.symbol(book), h.row.text(text)?);
         }
         Ok(())
     };
@@ -215,7 +258,7 @@ fn search_demo(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
     show(
         0,
         &SearchParams {
-            filter: Filter::namespace("exodus"),
+            filter: Filter::eq("book", "exodus"),
             ..SearchParams::default()
         },
     )?;

@@ -45,12 +45,14 @@ pub enum Error {
     },
     /// The file was written by a format version this build cannot read.
     #[error(
-        "{path} has format version {found}; this build reads versions {oldest} to {current}: \
+        "{path} has {what} format version {found}; this build reads versions {oldest} to {current}: \
          open it with an engram release that supports version {found}, or rebuild the store"
     )]
     UnsupportedVersion {
         /// The file.
         path: PathBuf,
+        /// Which kind of file (WAL, manifest, segment, patch).
+        what: &'static str,
         /// Version found in the file.
         found: u32,
         /// Oldest version this build reads.
@@ -78,6 +80,27 @@ pub enum Error {
     /// The named table does not exist.
     #[error("no table named {0:?} in this store")]
     NoSuchTable(String),
+    /// The table has no column of this name.
+    #[error("no column named {0:?}")]
+    NoSuchColumn(String),
+    /// A column was asked for as a type it is not.
+    #[error("column {column:?} is not a {expected} column")]
+    ColumnType {
+        /// The column.
+        column: String,
+        /// What the caller asked for.
+        expected: String,
+    },
+    /// A live row already holds this value of the table's unique column.
+    #[error("table {table:?} already has a row with this {column:?} (row {existing}); use upsert")]
+    Duplicate {
+        /// The table.
+        table: String,
+        /// The unique column.
+        column: String,
+        /// The live row that holds the value.
+        existing: u64,
+    },
     /// A table with this name already exists.
     #[error("table {0:?} already exists")]
     TableExists(String),
@@ -109,6 +132,11 @@ pub enum Error {
     /// outcome is unknown, so this handle refuses further writes.
     #[error("an earlier write failed ({0}); its outcome is unknown: reopen the store to recover")]
     WriterFailed(String),
+    /// A state the engine never produces: a bug, or files changed behind its
+    /// back. The message names no file path (it may reach unprivileged
+    /// clients); the server log gets the details.
+    #[error("internal error: {0}")]
+    Internal(String),
     /// The operation was cancelled by its caller.
     #[error("operation cancelled")]
     Cancelled,

@@ -7,17 +7,21 @@
 //! `pg_engram` only adapts it. The layers, bottom up:
 //!
 //! - [`kernels`]: distance kernels and int8 quantization;
-//! - [`storage`]: stores, tables, WAL, memtable, segments, manifest, merge;
-//! - [`index`]: nearest-neighbour search over a table's keys.
+//! - [`storage`]: stores of tables with schemas: WAL, memtable, segments,
+//!   manifest, updates, merge, snapshots;
+//! - [`index`]: nearest-neighbour search over a table's key columns.
 //!
 //! ```
-//! use engram::storage::{Store, StoreOptions, Row, Dim};
+//! use engram::storage::{Dim, KeySpec, Row, Schema, Store, StoreOptions};
 //!
 //! let dir = tempfile::tempdir().unwrap();
 //! let store = Store::create(dir.path().join("demo"), StoreOptions::default()).unwrap();
-//! let t = store.create_table("notes", Dim::new(3).unwrap()).unwrap();
-//! let id = store.insert(t, Row::new(vec![1.0, 0.0, 0.0]).with_text("hello")).unwrap();
-//! assert_eq!(store.get(t, id).unwrap().unwrap().text, "hello");
+//! let schema = Schema::builder().key("key", KeySpec::new(Dim::new(3).unwrap())).text("text").build().unwrap();
+//! let (key, text) = (schema.key("key").unwrap(), schema.text("text").unwrap());
+//! let t = store.create_table("notes", schema.clone()).unwrap();
+//! let id = store.insert(t, Row::new(&schema).with(key, vec![1.0, 0.0, 0.0]).with(text, "hello")).unwrap();
+//! let snap = store.snapshot().unwrap();
+//! assert_eq!(snap.table(t).unwrap().get(id).unwrap().text(text).unwrap(), "hello");
 //! ```
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 

@@ -1,13 +1,21 @@
 //! Write batches with caller-chosen ids and a watermark; readers that take
 //! the writer role; stores recreated at the same path.
 
+mod common;
+
 use std::time::Duration;
 
-use engram::storage::{Dim, Mode, Row, RowId, Store, StoreOptions, WriteBatch};
+use common::Notes;
+use engram::storage::{Mode, Row, RowId, Store, StoreOptions, WriteBatch};
 use engram::Error;
 
+fn notes() -> Notes {
+    Notes::new(2, false)
+}
+
 fn row(x: f32) -> Row {
-    Row::new(vec![x, 1.0]).with_text(format!("{x}"))
+    let n = notes();
+    n.canonical(n.row(vec![x, 1.0], &format!("{x}")))
 }
 
 #[test]
@@ -16,8 +24,8 @@ fn batch_applies_deletes_inserts_and_watermark_together_and_survives_reopen() {
     let path = dir.path().join("s");
     {
         let store = Store::create(&path, StoreOptions::default()).unwrap();
-        let a = store.create_table("a", Dim::new(2).unwrap()).unwrap();
-        let b = store.create_table("b", Dim::new(2).unwrap()).unwrap();
+        let a = store.create_table("a", notes().schema).unwrap();
+        let b = store.create_table("b", notes().schema).unwrap();
         let mut w = WriteBatch::new();
         w.insert(a, RowId(5), row(5.0))
             .insert(a, RowId(9), row(9.0))
@@ -56,7 +64,7 @@ fn readers_take_turns_as_writer_and_see_each_others_writes() {
     let path = dir.path().join("s");
     let t = {
         let s = Store::create(&path, StoreOptions::default()).unwrap();
-        s.create_table("t", Dim::new(2).unwrap()).unwrap()
+        s.create_table("t", notes().schema).unwrap()
     };
     let small = StoreOptions {
         memtable_bytes: 2 << 10,
@@ -104,7 +112,7 @@ fn a_reader_notices_a_store_recreated_at_its_path() {
             },
         )
         .unwrap();
-        let t = s.create_table("t", Dim::new(2).unwrap()).unwrap();
+        let t = s.create_table("t", notes().schema).unwrap();
         for i in 0..n {
             s.insert(t, row(i as f32)).unwrap();
         }

@@ -1,15 +1,26 @@
 //! Torn and corrupt files: every case either recovers the valid prefix or
 //! fails with a typed error. None may panic or return wrong rows silently.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
-use engram::storage::{Dim, Row, RowId, Store, StoreOptions, Value};
+use common::Notes;
+use engram::storage::{Row, RowId, Sparse, Store, StoreOptions};
 use engram::Error;
 
+fn notes() -> Notes {
+    Notes::new(3, false)
+}
+
 fn row(i: u64) -> Row {
-    Row::new(vec![i as f32, 1.0, -(i as f32)])
-        .with_text(format!("text of row {i}"))
-        .with_value(Value::Sparse(vec![(i as u32, 2)]))
+    let n = notes();
+    n.canonical(
+        n.row(vec![i as f32, 1.0, -(i as f32)], &format!("text of row {i}"))
+            .with(n.next, Sparse::counts([(i as u32, 2)]))
+            .with(n.ns, format!("ns{}", i % 3))
+            .with(n.n, i),
+    )
 }
 
 fn rows_of(store: &Store) -> Result<Vec<(u64, Row)>, Error> {
@@ -43,7 +54,7 @@ fn wal_cut_at_every_byte_of_its_last_record_recovers_the_prefix() {
     let last_start;
     {
         let store = Store::create(&src, StoreOptions::default()).unwrap();
-        let t = store.create_table("t", Dim::new(3).unwrap()).unwrap();
+        let t = store.create_table("t", notes().schema).unwrap();
         for i in 0..5 {
             store.insert(t, row(i)).unwrap();
         }
@@ -85,7 +96,7 @@ fn flipped_wal_byte_keeps_the_records_before_it() {
     let mut ends = vec![];
     {
         let store = Store::create(&src, StoreOptions::default()).unwrap();
-        let t = store.create_table("t", Dim::new(3).unwrap()).unwrap();
+        let t = store.create_table("t", notes().schema).unwrap();
         ends.push(store.stats().unwrap().wal_bytes);
         for i in 0..6 {
             store.insert(t, row(i)).unwrap();
@@ -110,9 +121,12 @@ fn flipped_wal_byte_keeps_the_records_before_it() {
 
 fn flushed_store(dir: &Path) -> Vec<(u64, Row)> {
     let store = Store::create(dir, StoreOptions::default()).unwrap();
-    let t = store.create_table("t", Dim::new(3).unwrap()).unwrap();
+    let t = store.create_table("t", notes().schema).unwrap();
     store.insert_batch(t, (0..300).map(row).collect()).unwrap();
     store.delete(t, RowId(7)).unwrap();
+    // Updates of segment rows make a patch file.
+    store.flush().unwrap();
+    store.update(t, RowId(9), vec![notes().n.add(5)]).unwrap();
     store.flush().unwrap();
     rows_of(&store).unwrap()
 }
@@ -235,5 +249,41 @@ fn a_newer_format_version_is_a_clear_error() {
     assert!(matches!(
         Store::open(&work, StoreOptions::default()),
         Err(Error::UnsupportedVersion { found: 99, .. })
+    ));
+}
+
+#[test]
+fn flipped_or_cut_patch_file_fails_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    let want = flushed_store(&src);
+    assert_eq!(
+        want.iter().find(|r| r.0 == 9).map(|r| r.1.get(notes().n.0).clone()),
+        Some(engram::storage::Value::UInt(14))
+    );
+    let patch = files(&src, "pat-").pop().expect("a patch file");
+    let full = std::fs::read(&patch).unwrap();
+    let work = dir.path().join("work");
+    for pos in 0..full.len() {
+        copy_dir(&src, &work);
+        let mut b = full.clone();
+        b[pos] ^= 0x04;
+        std::fs::write(files(&work, "pat-").pop().unwrap(), &b).unwrap();
+        let e = Store::open(&work, StoreOptions::default())
+            .err()
+            .unwrap_or_else(|| panic!("flip at {pos} accepted"));
+        assert!(
+            matches!(
+                e,
+                Error::Corrupt { .. } | Error::BadMagic { .. } | Error::UnsupportedVersion { .. }
+            ),
+            "{e}"
+        );
+    }
+    copy_dir(&src, &work);
+    std::fs::remove_file(files(&work, "pat-").pop().unwrap()).unwrap();
+    assert!(matches!(
+        Store::open(&work, StoreOptions::reader()),
+        Err(Error::Io { .. })
     ));
 }

@@ -6,10 +6,30 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use engram::index::{Filter, Hnsw, Search, SearchParams};
+use engram::index::{Filter, Hnsw, PlanChoice, Search, SearchParams};
 use engram::kernels::scalar;
-use engram::storage::{Dim, Meta, Row, RowId, Store, StoreOptions, TableId};
+use engram::storage::{Dim, IndexSpec, KeySpec, Row, RowId, Schema, Store, StoreOptions, TableId, Value};
 use rand::{Rng, SeedableRng};
+
+/// A key of `dim` with a graph (M 12, ef_construction 100) and a namespace.
+fn schema(dim: usize) -> Schema {
+    Schema::builder()
+        .key(
+            "key",
+            KeySpec::new(Dim::new(dim as u32).unwrap()).with_index(Some(IndexSpec {
+                m: 12,
+                ef_construction: 100,
+            })),
+        )
+        .symbol("ns")
+        .build()
+        .unwrap()
+}
+
+/// A row of [`schema`].
+fn krow(v: Vec<f32>) -> Row {
+    Row::from_values(vec![Value::Vector(v)])
+}
 
 fn read_f32(path: &str, dim: usize) -> Option<Vec<Vec<f32>>> {
     let bytes = std::fs::read(path).ok()?;
@@ -53,8 +73,6 @@ fn data(n: usize, seed: u64) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
 fn indexed_options() -> StoreOptions {
     StoreOptions {
         indexer: Some(Arc::new(Hnsw {
-            m: 12,
-            ef_construction: 100,
             threads: 2,
             ..Hnsw::default()
         })),
@@ -109,19 +127,17 @@ fn load(n: usize, per: usize) -> Loaded {
     let store = indexed_store(&dir.path().join("s"));
     let (base, queries) = data(n, 1);
     let n = base.len();
-    let t = store
-        .create_table("t", Dim::new(base[0].len() as u32).unwrap())
-        .unwrap();
+    let t = store.create_table("t", schema(base[0].len())).unwrap();
     let mut rows = Vec::new();
     for (c, chunk) in base.chunks(n.div_ceil(3)).enumerate() {
         let batch: Vec<Row> = chunk
             .iter()
             .enumerate()
             .map(|(j, v)| {
-                Row::new(v.clone()).with_meta(Meta {
-                    namespace: ns(c * n.div_ceil(3) + j, per),
-                    ..Meta::default()
-                })
+                Row::from_values(vec![
+                    Value::Vector(v.clone()),
+                    Value::Str(ns(c * n.div_ceil(3) + j, per)),
+                ])
             })
             .collect();
         let ids = store.insert_batch(t, batch).unwrap();
@@ -183,19 +199,24 @@ fn merged_graph_is_persisted_mapped_and_meets_recall() {
 
 #[test]
 fn filters_keep_recall_at_every_selectivity() {
-    // 1 row in `per` is in namespace "a": 50%, 10%, 1% and 0.1%.
+    // 1 row in `per` is in namespace "a": 50%, 10%, 1% and 0.1%. The filter
+    // is searched by the plan the cost model picks (posting lists for the
+    // selective ones), and by a forced filtered walk of the graph.
     for per in [2usize, 10, 100, 1000] {
         let l = load(2000, per);
         let a: HashSet<u64> = (0..l.rows.len())
             .filter(|&i| ns(i, per) == "a")
             .map(|i| l.rows[i].0)
             .collect();
-        let p = SearchParams {
-            filter: Filter::namespace("a"),
-            ..SearchParams::default()
-        };
-        let r = mean_recall(&l, &p, &|id| a.contains(&id));
-        assert!(r >= 0.95, "recall@10 {r} at selectivity 1/{per}");
+        for plan in [PlanChoice::Auto, PlanChoice::Graph, PlanChoice::Scan] {
+            let p = SearchParams {
+                filter: Filter::eq("ns", "a"),
+                plan,
+                ..SearchParams::default()
+            };
+            let r = mean_recall(&l, &p, &|id| a.contains(&id));
+            assert!(r >= 0.95, "recall@10 {r} at selectivity 1/{per}, plan {plan:?}");
+        }
     }
 }
 
@@ -235,11 +256,11 @@ fn merge_runs_while_writers_commit_and_readers_search() {
     let store = Arc::new(Store::create(dir.path().join("s"), merge_indexed_options()).unwrap());
     let (all, _) = data(3000, 2);
     let all: Vec<Vec<f32>> = all.iter().cycle().take(3000).cloned().collect();
-    let t = store.create_table("t", Dim::new(all[0].len() as u32).unwrap()).unwrap();
-    let first: Vec<Row> = all[..2000].iter().map(|v| Row::new(v.clone())).collect();
+    let t = store.create_table("t", schema(all[0].len())).unwrap();
+    let first: Vec<Row> = all[..2000].iter().map(|v| krow(v.clone())).collect();
     store.insert_batch(t, first).unwrap();
     store.flush().unwrap();
-    store.insert(t, Row::new(all[2000].clone())).unwrap();
+    store.insert(t, krow(all[2000].clone())).unwrap();
     store.flush().unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let writer = {
@@ -247,7 +268,7 @@ fn merge_runs_while_writers_commit_and_readers_search() {
         std::thread::spawn(move || {
             let mut deleted = Vec::new();
             for (i, v) in rest.into_iter().enumerate() {
-                store.insert(t, Row::new(v)).unwrap();
+                store.insert(t, krow(v)).unwrap();
                 if i % 10 == 0 {
                     // Rows of the segments being merged.
                     let id = RowId((i * 2) as u64);
@@ -310,12 +331,10 @@ fn flushed_segments_get_their_own_graphs() {
     };
     let store = Arc::new(Store::create(dir.path().join("s"), opts).unwrap());
     let (base, queries) = data(2000, 3);
-    let t = store
-        .create_table("t", Dim::new(base[0].len() as u32).unwrap())
-        .unwrap();
+    let t = store.create_table("t", schema(base[0].len())).unwrap();
     let (first, base) = base.split_at(50);
     let ids = store
-        .insert_batch(t, first.iter().map(|v| Row::new(v.clone())).collect())
+        .insert_batch(t, first.iter().map(|v| krow(v.clone())).collect())
         .unwrap();
     let first: Vec<(u64, Vec<f32>)> = ids.into_iter().map(|id| id.0).zip(first.iter().cloned()).collect();
     let writers: Vec<_> = base
@@ -325,7 +344,7 @@ fn flushed_segments_get_their_own_graphs() {
             std::thread::spawn(move || {
                 let mut mine = Vec::new();
                 for chunk in part.chunks(25) {
-                    let rows = chunk.iter().map(|v| Row::new(v.clone())).collect();
+                    let rows = chunk.iter().map(|v| krow(v.clone())).collect();
                     let ids = store.insert_batch(t, rows).unwrap();
                     mine.extend(ids.into_iter().map(|id| id.0).zip(chunk.iter().cloned()));
                     // Delete one row of every batch: some of them sit in
@@ -387,15 +406,13 @@ fn index_on_flush_off_leaves_segments_to_merge() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::create(dir.path().join("s"), merge_indexed_options()).unwrap();
     let (base, _) = data(300, 4);
-    let t = store
-        .create_table("t", Dim::new(base[0].len() as u32).unwrap())
-        .unwrap();
+    let t = store.create_table("t", schema(base[0].len())).unwrap();
     store
-        .insert_batch(t, base.iter().map(|v| Row::new(v.clone())).collect())
+        .insert_batch(t, base.iter().map(|v| krow(v.clone())).collect())
         .unwrap();
     store.flush().unwrap();
     assert_eq!(store.stats().unwrap().tables[0].indexed_rows, 0);
-    store.insert(t, Row::new(base[0].clone())).unwrap();
+    store.insert(t, krow(base[0].clone())).unwrap();
     let report = store.optimize().unwrap();
     assert_eq!((report.segments_in, report.segments_out), (2, 1));
     let st = store.stats().unwrap().tables[0].clone();

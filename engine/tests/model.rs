@@ -1,109 +1,303 @@
-//! Random sequences of insert / delete / flush / merge / reopen against an
-//! in-memory model: the store's contents must always equal the model's.
+//! Random sequences of insert / update / upsert / delete / batch / flush /
+//! merge / reopen / reader checks against an in-memory model, with graphs
+//! built at every flush and merge: the store's contents must always equal
+//! the model's, through the writer and through reader handles.
+
+mod common;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use engram::storage::{Dim, Meta, Position, Row, RowId, Store, StoreOptions, Value};
+use common::Notes;
+use engram::index::{Hnsw, Search, SearchParams};
+use engram::kernels::distance::{distance, Metric};
+use engram::storage::{Row, RowId, Sparse, Store, StoreOptions, Update, Value, WriteBatch};
 use proptest::prelude::*;
 
 #[derive(Clone, Debug)]
 enum Op {
     Insert(Vec<u8>),
+    Update(usize, u8),
+    Upsert(u8, u8),
     Delete(usize),
+    Batch(Vec<BatchOp>),
     Flush,
     Merge,
     Reopen,
+    Reader,
+}
+
+#[derive(Clone, Debug)]
+enum BatchOp {
+    Delete(usize),
+    Append(u8),
+    Upsert(u8, u8),
+    Update(usize, u8),
+}
+
+fn batch_op() -> impl Strategy<Value = BatchOp> {
+    prop_oneof![
+        any::<usize>().prop_map(BatchOp::Delete),
+        any::<u8>().prop_map(BatchOp::Append),
+        (0u8..6, any::<u8>()).prop_map(|(t, d)| BatchOp::Upsert(t, d)),
+        (any::<usize>(), any::<u8>()).prop_map(|(i, d)| BatchOp::Update(i, d)),
+    ]
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => proptest::collection::vec(any::<u8>(), 1..6).prop_map(Op::Insert),
+        3 => (any::<usize>(), any::<u8>()).prop_map(|(i, d)| Op::Update(i, d)),
+        3 => (0u8..6, any::<u8>()).prop_map(|(t, d)| Op::Upsert(t, d)),
         3 => any::<usize>().prop_map(Op::Delete),
+        2 => proptest::collection::vec(batch_op(), 1..6).prop_map(Op::Batch),
         1 => Just(Op::Flush),
         1 => Just(Op::Merge),
         1 => Just(Op::Reopen),
+        1 => Just(Op::Reader),
     ]
 }
 
-/// A row whose every column is derived from `seed`, so a mix-up shows.
-fn row(seed: u8, n: u64) -> Row {
-    let s = f32::from(seed);
-    Row::new(vec![s, -s, s * 0.5, 1.0])
-        .with_text(format!("row {seed} #{n} {}", "x".repeat(usize::from(seed) % 40)))
-        .with_value(if seed.is_multiple_of(2) {
-            Value::Sparse(vec![(u32::from(seed), 1), (7, u32::from(seed) + 1)])
-        } else {
-            Value::Vector(vec![s; 3])
-        })
-        .with_position(Position {
-            absolute: n,
-            document: u64::from(seed),
-            relative: 1,
-            length: 2,
-            sentence: 3,
-            paragraph: 4,
-        })
-        .with_meta(Meta {
-            timestamp: i64::from(seed) * 1000,
-            namespace: format!("ns{}", seed % 3),
-            session: format!("s{}", seed % 5),
-            authority: 0.5,
-            ..Meta::default()
-        })
-        .with_edges((0..u64::from(seed % 3)).map(RowId).collect())
+struct Model {
+    notes: Notes,
+    rows: BTreeMap<u64, Row>,
+    next_id: u64,
 }
 
-fn small_memtable() -> StoreOptions {
+impl Model {
+    /// A row whose every column is derived from `seed` and `tag`, so a
+    /// mix-up shows; its edges name earlier ids.
+    fn row(&self, seed: u8, tag: u64) -> Row {
+        let n = &self.notes;
+        let s = f32::from(seed);
+        let edges: Vec<RowId> = (0..u64::from(seed % 3))
+            .filter(|e| *e < self.next_id)
+            .map(RowId)
+            .collect();
+        n.canonical(
+            Row::new(&n.schema)
+                .with(n.key, vec![s, -s, s * 0.5, 1.0 + (tag % 7) as f32])
+                .with(n.ns, format!("ns{}", seed % 3))
+                .with(n.n, u64::from(seed))
+                .with(n.w, s * 0.25)
+                .with(n.ts, i64::from(seed) * 1000)
+                .with(n.next, Sparse::counts([(u32::from(seed), 1), (7, u32::from(seed) + 1)]))
+                .with(n.text, format!("row {seed} {}", "x".repeat(usize::from(seed) % 40)))
+                .with(n.edges, edges)
+                .with(n.tag, tag),
+        )
+    }
+
+    fn target(&self, i: usize) -> u64 {
+        if self.next_id == 0 {
+            0
+        } else {
+            (i as u64) % self.next_id
+        }
+    }
+
+    fn updates(&self, d: u8) -> Vec<Update> {
+        let n = &self.notes;
+        vec![
+            n.n.add(u64::from(d)),
+            n.w.set(f32::from(d) * 0.5),
+            n.next.merge(Sparse::counts([(u32::from(d % 5), 1)])),
+        ]
+    }
+
+    fn conflict(&self, d: u8) -> Vec<Update> {
+        let n = &self.notes;
+        vec![n.n.add(u64::from(d)), n.next.merge(Sparse::counts([(9, u32::from(d))]))]
+    }
+
+    /// Apply `ups` to the model row `id`, as the store does.
+    fn apply(&mut self, id: u64, ups: &[Update]) {
+        let schema = self.notes.schema.clone();
+        let Some(r) = self.rows.get_mut(&id) else { return };
+        for u in ups {
+            let u = u.clone().check("t", &schema).unwrap();
+            let col = u.column();
+            let cur = r.get(col).clone();
+            let new = match (u, cur) {
+                (Update::Set(_, v), _) => v,
+                (Update::Add(_, Value::Int(d)), Value::UInt(x)) => Value::UInt(x.saturating_add_signed(d)),
+                (Update::Add(_, Value::UInt(d)), Value::UInt(x)) => Value::UInt(x.saturating_add(d)),
+                (Update::Add(_, Value::Float(d)), Value::Float(x)) => Value::Float(f64::from((x + d) as f32)),
+                (Update::Merge(_, s), Value::Sparse(x)) => {
+                    let pairs = |v: &Sparse| match &v.weights {
+                        engram::storage::Weights::Counts(c) => {
+                            v.ids.iter().copied().zip(c.iter().copied()).collect::<Vec<_>>()
+                        }
+                        _ => unreachable!(),
+                    };
+                    Value::Sparse(Sparse::counts(pairs(&x).into_iter().chain(pairs(&s))))
+                }
+                other => panic!("model cannot apply {other:?}"),
+            };
+            r.set_value(col, new);
+        }
+    }
+
+    fn find_tag(&self, tag: u64) -> Option<u64> {
+        self.rows
+            .iter()
+            .find(|(_, r)| r.get(self.notes.tag.0) == &Value::UInt(tag))
+            .map(|(id, _)| *id)
+    }
+
+    /// Insert `row` at the next id.
+    fn push(&mut self, row: Row) -> u64 {
+        let id = self.next_id;
+        self.rows.insert(id, row);
+        self.next_id += 1;
+        id
+    }
+
+    /// An upsert: the row found by its tag is updated, or the row inserted.
+    fn upsert(&mut self, tag: u8, d: u8) -> (u64, bool) {
+        let tag = u64::from(tag);
+        match self.find_tag(tag) {
+            Some(id) => {
+                let ups = self.conflict(d);
+                self.apply(id, &ups);
+                (id, false)
+            }
+            None => {
+                let row = self.row(d, tag);
+                (self.push(row), true)
+            }
+        }
+    }
+}
+
+fn opts() -> StoreOptions {
     StoreOptions {
         memtable_bytes: 4 << 10,
+        indexer: Some(Arc::new(Hnsw { threads: 1, seed: 1 })),
         ..StoreOptions::default()
     }
 }
 
-fn check(store: &Store, model: &BTreeMap<u64, Row>) -> Result<(), TestCaseError> {
+fn check(store: &Store, m: &Model) -> Result<(), TestCaseError> {
     let t = store.table("t").unwrap();
     let got: Vec<(u64, Row)> = store
         .scan(t)
         .unwrap()
         .map(|r| r.map(|(id, row)| (id.0, row)).unwrap())
         .collect();
-    let want: Vec<(u64, Row)> = model.iter().map(|(k, v)| (*k, v.clone())).collect();
+    let want: Vec<(u64, Row)> = m.rows.iter().map(|(k, v)| (*k, v.clone())).collect();
     prop_assert_eq!(&got, &want);
-    for (id, row) in model.iter().take(5) {
+    for (id, row) in m.rows.iter().take(5) {
         prop_assert_eq!(store.get(t, RowId(*id)).unwrap(), Some(row.clone()));
     }
-    let st = store.stats().unwrap();
-    prop_assert_eq!(st.tables[0].live_rows, model.len() as u64);
+    prop_assert_eq!(store.stats().unwrap().tables[0].live_rows, m.rows.len() as u64);
+    // Unique lookups find exactly the model's rows.
+    let snap = store.snapshot().unwrap();
+    let view = snap.table(t).unwrap();
+    for tag in 0..6u64 {
+        prop_assert_eq!(view.find(&Value::UInt(tag)).unwrap().map(|r| r.0), m.find_tag(tag));
+    }
+    // A search returns live rows only, nearest first, and finds the nearest.
+    if let Some((_, probe)) = m.rows.iter().next() {
+        let Value::Vector(q) = probe.get(m.notes.key.0).clone() else {
+            unreachable!()
+        };
+        let hits = store.search(t, &q, 3, &SearchParams::default()).unwrap();
+        prop_assert_eq!(hits.len(), m.rows.len().min(3));
+        prop_assert!(hits.iter().all(|h| m.rows.contains_key(&h.id.0)));
+        prop_assert!(hits.windows(2).all(|w| w[0].distance <= w[1].distance));
+        let best = m
+            .rows
+            .values()
+            .map(|r| match r.get(m.notes.key.0) {
+                Value::Vector(k) => distance(Metric::Cosine, &q, k),
+                _ => unreachable!(),
+            })
+            .fold(f32::INFINITY, f32::min);
+        prop_assert!((hits[0].distance - best).abs() < 1e-5, "{} vs {best}", hits[0].distance);
+    }
     Ok(())
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
 
     #[test]
-    fn store_matches_model(ops in proptest::collection::vec(op(), 1..60)) {
+    fn store_matches_model(ops in proptest::collection::vec(op(), 1..50)) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s");
-        let mut store = Store::create(&path, small_memtable()).unwrap();
-        let t = store.create_table("t", Dim::new(4).unwrap()).unwrap();
-        let mut model: BTreeMap<u64, Row> = BTreeMap::new();
-        let mut next_id = 0u64;
+        let mut store = Store::create(&path, opts()).unwrap();
+        let mut m = Model { notes: Notes::new(4, true), rows: BTreeMap::new(), next_id: 0 };
+        let t = store.create_table("t", m.notes.schema.clone()).unwrap();
         for op in ops {
             match op {
                 Op::Insert(seeds) => {
-                    let rows: Vec<Row> = seeds.iter().enumerate().map(|(k, s)| row(*s, next_id + k as u64)).collect();
+                    let rows: Vec<Row> = seeds
+                        .iter()
+                        .enumerate()
+                        .map(|(k, s)| m.row(*s, 1_000_000 + m.next_id + k as u64))
+                        .collect();
                     let ids = store.insert_batch(t, rows.clone()).unwrap();
                     for (id, r) in ids.iter().zip(rows) {
-                        prop_assert_eq!(id.0, next_id);
-                        model.insert(id.0, r);
-                        next_id += 1;
+                        prop_assert_eq!(id.0, m.push(r));
                     }
+                }
+                Op::Update(i, d) => {
+                    let id = m.target(i);
+                    let live = m.rows.contains_key(&id);
+                    let ups = m.updates(d);
+                    prop_assert_eq!(store.update(t, RowId(id), ups.clone()).unwrap(), live);
+                    m.apply(id, &ups);
+                }
+                Op::Upsert(tag, d) => {
+                    let row = m.row(d, u64::from(tag));
+                    let got = store.upsert(t, row, m.conflict(d)).unwrap();
+                    let want = m.upsert(tag, d);
+                    prop_assert_eq!((got.0 .0, got.1), want);
                 }
                 Op::Delete(i) => {
                     // Sometimes a live row, sometimes one already gone.
-                    let id = if next_id == 0 { 0 } else { (i as u64) % next_id };
-                    let existed = model.remove(&id).is_some();
+                    let id = m.target(i);
+                    let existed = m.rows.remove(&id).is_some();
                     prop_assert_eq!(store.delete(t, RowId(id)).unwrap(), existed);
+                }
+                Op::Batch(bops) => {
+                    let mut b = WriteBatch::new();
+                    let mut upserts = Vec::new();
+                    // Resolved in the order the batch applies: deletes,
+                    // appends, upserts, updates.
+                    for o in &bops {
+                        if let BatchOp::Delete(i) = o {
+                            let id = m.target(*i);
+                            b.delete(t, RowId(id));
+                            m.rows.remove(&id);
+                        }
+                    }
+                    let mut appended = Vec::new();
+                    for o in &bops {
+                        if let BatchOp::Append(s) = o {
+                            let row = m.row(*s, 2_000_000 + m.next_id);
+                            b.append(t, row.clone());
+                            appended.push(m.push(row));
+                        }
+                    }
+                    for o in &bops {
+                        if let BatchOp::Upsert(tag, d) = o {
+                            b.upsert(t, m.row(*d, u64::from(*tag)), m.conflict(*d));
+                            upserts.push(m.upsert(*tag, *d));
+                        }
+                    }
+                    for o in &bops {
+                        if let BatchOp::Update(i, d) = o {
+                            let id = m.target(*i);
+                            let ups = m.updates(*d);
+                            b.update(t, RowId(id), ups.clone());
+                            m.apply(id, &ups);
+                        }
+                    }
+                    let r = store.write(b).unwrap();
+                    prop_assert_eq!(r.appended.iter().map(|r| r.0).collect::<Vec<_>>(), appended);
+                    prop_assert_eq!(r.upserted.iter().map(|(r, n)| (r.0, *n)).collect::<Vec<_>>(), upserts);
                 }
                 Op::Flush => store.flush().unwrap(),
                 Op::Merge => {
@@ -113,134 +307,20 @@ proptest! {
                 }
                 Op::Reopen => {
                     drop(store);
-                    store = Store::open(&path, small_memtable()).unwrap();
+                    store = Store::open(&path, opts()).unwrap();
+                }
+                Op::Reader => {
+                    let reader = Store::open(&path, StoreOptions::reader()).unwrap();
+                    check(&reader, &m)?;
                 }
             }
-            check(&store, &model)?;
+            check(&store, &m)?;
         }
-        // A reader in this process sees the same thing.
+        // A reader in this process sees the same thing, and so does a reopen.
         let reader = Store::open(&path, StoreOptions::reader()).unwrap();
-        check(&reader, &model)?;
+        check(&reader, &m)?;
+        drop(store);
+        let store = Store::open(&path, opts()).unwrap();
+        check(&store, &m)?;
     }
-}
-
-#[test]
-fn ids_are_never_reused_after_delete_merge_and_reopen() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("s");
-    let store = Store::create(&path, StoreOptions::default()).unwrap();
-    let t = store.create_table("t", Dim::new(4).unwrap()).unwrap();
-    let ids = store.insert_batch(t, (0..3).map(|i| row(i, 0)).collect()).unwrap();
-    store.delete_batch(t, &ids).unwrap();
-    store.flush().unwrap();
-    store.merge().unwrap();
-    drop(store);
-    let store = Store::open(&path, StoreOptions::default()).unwrap();
-    assert_eq!(store.insert(t, row(9, 0)).unwrap(), RowId(3));
-}
-
-#[test]
-fn bad_input_is_a_typed_error() {
-    use engram::Error;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("s");
-    let store = Store::create(&path, StoreOptions::default()).unwrap();
-    let t = store.create_table("t", Dim::new(4).unwrap()).unwrap();
-    assert!(matches!(
-        store.insert(t, Row::new(vec![1.0])),
-        Err(Error::DimensionMismatch { .. })
-    ));
-    assert!(matches!(
-        store.insert(t, Row::new(vec![1.0, f32::INFINITY, 0.0, 0.0])),
-        Err(Error::NonFinite { .. })
-    ));
-    assert!(matches!(
-        store.create_table("t", Dim::new(4).unwrap()),
-        Err(Error::TableExists(_))
-    ));
-    assert!(matches!(
-        store.create_table("", Dim::new(4).unwrap()),
-        Err(Error::InvalidArgument(_))
-    ));
-    assert!(matches!(store.table("nope"), Err(Error::NoSuchTable(_))));
-    assert!(matches!(
-        Store::create(&path, StoreOptions::default()),
-        Err(Error::AlreadyExists(_)) | Err(Error::WriterLocked { .. })
-    ));
-    assert!(matches!(
-        Store::open(dir.path().join("none"), StoreOptions::default()),
-        Err(Error::NotFound(_))
-    ));
-    let reader = Store::open(&path, StoreOptions::reader()).unwrap();
-    assert!(matches!(reader.insert(t, row(1, 0)), Err(Error::ReadOnly)));
-    // Too large for one atomic write: refused up front, nothing written.
-    let huge = Row::new(vec![0.0; 4]).with_text("x".repeat(65 << 20));
-    assert!(matches!(
-        store.insert(t, huge),
-        Err(Error::TooLarge { what: "a row", .. })
-    ));
-    let big = |_| Row::new(vec![0.0; 4]).with_text("x".repeat(40 << 20));
-    assert!(matches!(
-        store.insert_batch(t, (0..7).map(big).collect()),
-        Err(Error::TooLarge {
-            what: "a single atomic write",
-            ..
-        })
-    ));
-    assert_eq!(store.stats().unwrap().tables[0].live_rows, 0);
-    // A second writer is refused while the first holds the lock.
-    let opts = StoreOptions {
-        lock_timeout: std::time::Duration::from_millis(20),
-        ..StoreOptions::default()
-    };
-    assert!(matches!(Store::open(&path, opts), Err(Error::WriterLocked { .. })));
-}
-
-#[test]
-fn concurrent_writers_share_commits_and_lose_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = std::sync::Arc::new(Store::create(dir.path().join("s"), small_memtable()).unwrap());
-    let t = store.create_table("t", Dim::new(4).unwrap()).unwrap();
-    std::thread::scope(|s| {
-        for w in 0..4u8 {
-            let store = store.clone();
-            s.spawn(move || {
-                for i in 0..200u64 {
-                    store.insert(t, row(w, i)).unwrap();
-                }
-            });
-        }
-        let store = store.clone();
-        s.spawn(move || {
-            for _ in 0..50 {
-                let n = store.scan(t).unwrap().count();
-                assert!(n <= 800);
-            }
-        });
-    });
-    let rows: Vec<_> = store.scan(t).unwrap().map(|r| r.unwrap()).collect();
-    assert_eq!(rows.len(), 800);
-    assert!(rows.windows(2).all(|w| w[0].0 < w[1].0));
-    for w in 0..4u8 {
-        assert_eq!(rows.iter().filter(|(_, r)| r.key[0] == f32::from(w)).count(), 200);
-    }
-}
-
-#[test]
-fn merge_keeps_memtable_rows_when_every_segment_row_is_deleted() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::create(dir.path().join("s"), small_memtable()).unwrap();
-    let t = store.create_table("t", Dim::new(4).unwrap()).unwrap();
-    store.insert(t, row(0, 0)).unwrap();
-    store.flush().unwrap();
-    store.insert(t, row(0, 1)).unwrap();
-    assert!(store.delete(t, RowId(0)).unwrap());
-    store.insert(t, row(0, 2)).unwrap();
-    store.merge().unwrap();
-    let ids: Vec<u64> = store.scan(t).unwrap().map(|r| r.unwrap().0 .0).collect();
-    assert_eq!(ids, vec![1, 2]);
-    // A reader rebuilds the memtable from the WAL on top of the merged manifest.
-    let reader = Store::open(store.path(), StoreOptions::reader()).unwrap();
-    let ids: Vec<u64> = reader.scan(t).unwrap().map(|r| r.unwrap().0 .0).collect();
-    assert_eq!(ids, vec![1, 2]);
 }

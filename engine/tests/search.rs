@@ -4,17 +4,49 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use engram::index::{Filter, Search, SearchParams};
+use engram::index::{Filter, Query, Search, SearchParams};
 use engram::kernels::distance::Metric;
 use engram::kernels::scalar;
-use engram::storage::{Dim, Meta, Row, RowId, Store, StoreOptions, TableId};
+use engram::storage::{
+    Dim, FixedCol, FixedType, KeySpec, Row, RowId, Schema, Store, StoreOptions, SymbolCol, TableId, TextCol,
+};
 use engram::Error;
 use rand::{Rng, SeedableRng};
 
 const DIM: usize = 48;
 
-/// A stored row as the test remembers it: id, key, namespace, timestamp.
-type Kept = (u64, Vec<f32>, String, i64);
+/// A stored row as the test remembers it: id, key, namespace, timestamp,
+/// weight, tier.
+type Kept = (u64, Vec<f32>, String, i64, f32, u8);
+
+struct Cols {
+    schema: Schema,
+    ns: SymbolCol,
+    ts: FixedCol<i64>,
+    w: FixedCol<f32>,
+    tier: FixedCol<u8>,
+    text: TextCol,
+}
+
+fn cols() -> Cols {
+    let schema = Schema::builder()
+        .key("key", KeySpec::new(Dim::new(DIM as u32).unwrap()).with_index(None))
+        .symbol("ns")
+        .fixed("ts", FixedType::Timestamp)
+        .fixed("w", FixedType::F32)
+        .enumeration("tier", &["variant", "soft", "hard"])
+        .text("text")
+        .build()
+        .unwrap();
+    Cols {
+        ns: schema.symbol("ns").unwrap(),
+        ts: schema.fixed("ts").unwrap(),
+        w: schema.fixed("w").unwrap(),
+        tier: schema.fixed("tier").unwrap(),
+        text: schema.text("text").unwrap(),
+        schema,
+    }
+}
 /// A filter and the predicate that says which rows it admits.
 type Case = (Filter, Box<dyn Fn(&Kept) -> bool>);
 
@@ -30,7 +62,8 @@ struct Fixture {
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::create(dir.path().join("s"), StoreOptions::default()).unwrap();
-    let t = store.create_table("t", Dim::new(DIM as u32).unwrap()).unwrap();
+    let cs = cols();
+    let t = store.create_table("t", cs.schema.clone()).unwrap();
     let mut rng = rand::rngs::StdRng::seed_from_u64(42);
     let centers: Vec<Vec<f32>> = (0..20)
         .map(|_| (0..DIM).map(|_| rng.gen_range(-1.0..1.0)).collect())
@@ -41,17 +74,16 @@ fn fixture() -> Fixture {
         let key: Vec<f32> = c.iter().map(|x| x + rng.gen_range(-0.3..0.3)).collect();
         let ns = format!("ns{}", i % 8);
         let ts = i as i64 * 10;
-        let id = store
-            .insert(
-                t,
-                Row::new(key.clone()).with_meta(Meta {
-                    namespace: ns.clone(),
-                    timestamp: ts,
-                    ..Meta::default()
-                }),
-            )
-            .unwrap();
-        rows.push((id.0, key, ns, ts));
+        let (w, tier) = ((i % 100) as f32 / 100.0, (i % 3) as u8);
+        let row = Row::new(&cs.schema)
+            .with(cs.schema.key("key").unwrap(), key.clone())
+            .with(cs.ns, ns.clone())
+            .with(cs.ts, ts)
+            .with(cs.w, w)
+            .with(cs.tier, tier)
+            .with(cs.text, format!("row {i}"));
+        let id = store.insert(t, row).unwrap();
+        rows.push((id.0, key, ns, ts, w, tier));
         if i == 1000 || i == 2000 {
             store.flush().unwrap();
         }
@@ -103,7 +135,7 @@ fn exact_f32_scoring_equals_brute_force_for_every_metric() {
     let f = fixture();
     for metric in [Metric::Cosine, Metric::Dot, Metric::L2] {
         let p = SearchParams {
-            metric,
+            metric: Some(metric),
             rescore: 0,
             ..SearchParams::default()
         };
@@ -125,7 +157,7 @@ fn int8_candidates_rescored_keep_recall() {
     let f = fixture();
     for metric in [Metric::Cosine, Metric::Dot, Metric::L2] {
         let p = SearchParams {
-            metric,
+            metric: Some(metric),
             ..SearchParams::default()
         };
         let qs = queries(50);
@@ -149,36 +181,41 @@ fn filters_are_honoured_at_every_selectivity() {
     let f = fixture();
     let ids: Arc<HashSet<u64>> = Arc::new((0..3000).filter(|i| i % 13 == 0).collect());
     let cases: Vec<Case> = vec![
-        (Filter::namespace("ns3"), Box::new(|r| r.2 == "ns3")),
+        (Filter::eq("ns", "ns3"), Box::new(|r| r.2 == "ns3")),
         (
-            Filter {
-                time: Some(5000..9000),
-                ..Filter::default()
-            },
+            Filter::range("ts", 5000i64..9000),
             Box::new(|r| (5000..9000).contains(&r.3)),
         ),
         (
-            Filter {
-                time: Some(0..20_000),
-                ..Filter::namespace("ns1")
-            },
+            Filter::eq("ns", "ns1").and(Filter::range("ts", 0i64..20_000)),
             Box::new(|r| r.2 == "ns1" && r.3 < 20_000),
         ),
+        (Filter::Ids(ids.clone()), Box::new(move |r| r.0 % 13 == 0)),
         (
-            Filter {
-                ids: Some(ids.clone()),
-                ..Filter::default()
-            },
-            Box::new(move |r| r.0 % 13 == 0),
-        ),
-        (
-            Filter {
-                time: Some(100..130),
-                ..Filter::default()
-            },
+            Filter::range("ts", 100i64..130),
             Box::new(|r| (100..130).contains(&r.3)),
         ),
-        (Filter::namespace("nobody"), Box::new(|_| false)),
+        (Filter::eq("ns", "nobody"), Box::new(|_| false)),
+        (
+            Filter::one_of("ns", ["ns2", "ns5", "nobody"]),
+            Box::new(|r| r.2 == "ns2" || r.2 == "ns5"),
+        ),
+        (
+            Filter::range("w", 0.25f64..0.3),
+            Box::new(|r| (0.25..0.3).contains(&r.4)),
+        ),
+        (Filter::eq("tier", "hard"), Box::new(|r| r.5 == 2)),
+        (
+            Filter::eq("ns", "ns4").or(Filter::eq("tier", "soft").and(Filter::range("ts", 0i64..3000))),
+            Box::new(|r| r.2 == "ns4" || (r.5 == 1 && r.3 < 3000)),
+        ),
+        (
+            Filter::Not(Box::new(Filter::one_of(
+                "ns",
+                ["ns0", "ns1", "ns2", "ns3", "ns4", "ns5", "ns6"],
+            ))),
+            Box::new(|r| r.2 == "ns7"),
+        ),
     ];
     for (filter, keep) in cases {
         let p = SearchParams {
@@ -227,9 +264,169 @@ fn bad_queries_are_typed_errors() {
         f.store.search(f.t, &[0.5; DIM], 0, &p),
         Err(Error::InvalidArgument(_))
     ));
+    assert!(matches!(
+        f.store.search(
+            f.t,
+            &[0.5; DIM],
+            1,
+            &SearchParams {
+                filter: Filter::eq("nope", 1u64),
+                ..p.clone()
+            }
+        ),
+        Err(Error::NoSuchColumn(_))
+    ));
+    assert!(matches!(
+        f.store.search(
+            f.t,
+            &[0.5; DIM],
+            1,
+            &SearchParams {
+                filter: Filter::eq("ts", "x"),
+                ..p.clone()
+            }
+        ),
+        Err(Error::InvalidArgument(_))
+    ));
     // k beyond the table returns every live row.
     assert_eq!(
         f.store.search(f.t, &[0.5; DIM], 100_000, &p).unwrap().len(),
         f.rows.len()
     );
+}
+
+#[test]
+fn hits_read_their_rows_from_the_search_snapshot() {
+    let f = fixture();
+    let c = cols();
+    let snap = f.store.snapshot().unwrap();
+    let q = queries(1).remove(0);
+    let hits = snap
+        .table(f.t)
+        .unwrap()
+        .search(&q, 10, &SearchParams::default())
+        .unwrap();
+    // Rows deleted and rewritten after the snapshot do not change its hits.
+    for h in &hits {
+        f.store.delete(f.t, h.id).unwrap();
+    }
+    for h in &hits {
+        let kept = f.rows.iter().find(|r| r.0 == h.id.0).unwrap();
+        assert_eq!(h.row.symbol(c.ns), kept.2);
+        assert_eq!(h.row.get(c.ts), kept.3);
+        assert_eq!(h.row.text(c.text).unwrap(), format!("row {}", h.id.0));
+        assert_eq!(h.row.key(c.schema.key("key").unwrap()), &kept.1[..]);
+    }
+    assert!(f
+        .store
+        .search(f.t, &q, 10, &SearchParams::default())
+        .unwrap()
+        .iter()
+        .all(|h| hits.iter().all(|o| o.id != h.id)));
+}
+
+#[test]
+fn a_scorer_ranks_the_rescored_candidates() {
+    let f = fixture();
+    let c = cols();
+    let q = queries(1).remove(0);
+    // Prefer recent rows: distance minus a bonus for the timestamp.
+    let ts = c.ts;
+    let p = SearchParams {
+        ef: 200,
+        rescore: 20,
+        scorer: Some(Arc::new(move |row: &engram::storage::RowView<'_>, d: f32| {
+            d - row.get(ts) as f32 * 1e-4
+        })),
+        ..SearchParams::default()
+    };
+    let snap = f.store.snapshot().unwrap();
+    let hits = snap.table(f.t).unwrap().search(&q, 10, &p).unwrap();
+    assert_eq!(hits.len(), 10);
+    assert!(hits.windows(2).all(|w| w[0].score <= w[1].score));
+    for h in &hits {
+        let want = h.distance - h.row.get(ts) as f32 * 1e-4;
+        assert!((h.score - want).abs() < 1e-6);
+        let exact = scalar::cosine_distance(&q, &f.rows.iter().find(|r| r.0 == h.id.0).unwrap().1);
+        assert!((h.distance - exact).abs() < 1e-4);
+    }
+    // The scorer reorders: the plain search ranks by distance alone.
+    let plain: Vec<u64> = snap
+        .table(f.t)
+        .unwrap()
+        .search(&q, 10, &SearchParams::default())
+        .unwrap()
+        .iter()
+        .map(|h| h.id.0)
+        .collect();
+    assert_ne!(plain, hits.iter().map(|h| h.id.0).collect::<Vec<_>>());
+}
+
+#[test]
+fn several_tables_are_searched_over_one_snapshot() {
+    let f = fixture();
+    let c = cols();
+    let other = f.store.create_table("u", c.schema.clone()).unwrap();
+    let q = queries(1).remove(0);
+    f.store
+        .insert(
+            other,
+            Row::new(&c.schema)
+                .with(c.schema.key("key").unwrap(), q.clone())
+                .with(c.text, "the query"),
+        )
+        .unwrap();
+    let snap = f.store.snapshot().unwrap();
+    let p = SearchParams::default();
+    let out = snap
+        .search_many(&[
+            Query {
+                table: f.t,
+                key: &q,
+                k: 5,
+                params: p.clone(),
+            },
+            Query {
+                table: other,
+                key: &q,
+                k: 5,
+                params: p.clone(),
+            },
+        ])
+        .unwrap();
+    assert_eq!(out[0].len(), 5);
+    assert_eq!(
+        out[0].iter().map(|h| h.id.0).collect::<Vec<_>>(),
+        reference(&f, &q, 5, Metric::Cosine, |_| true)
+    );
+    assert_eq!(out[1].len(), 1);
+    assert_eq!(out[1][0].row.text(c.text).unwrap(), "the query");
+    assert!(out[1][0].distance < 1e-6);
+}
+
+#[test]
+fn updated_values_are_what_filters_see() {
+    let f = fixture();
+    let c = cols();
+    // Move every ns3 row of one tier to another tier; the filter follows.
+    let moved: Vec<u64> = f
+        .rows
+        .iter()
+        .filter(|r| r.2 == "ns3" && r.5 == 0)
+        .map(|r| r.0)
+        .collect();
+    for id in &moved {
+        f.store.update(f.t, RowId(*id), vec![c.tier.set(2)]).unwrap();
+    }
+    let p = SearchParams {
+        filter: Filter::eq("ns", "ns3").and(Filter::eq("tier", "hard")),
+        ..SearchParams::default()
+    };
+    for q in queries(5) {
+        let got = f.store.search(f.t, &q, 10, &p).unwrap();
+        let want = reference(&f, &q, 10, Metric::Cosine, |r| {
+            r.2 == "ns3" && (r.5 == 2 || moved.contains(&r.0))
+        });
+        assert_eq!(got.iter().map(|h| h.id.0).collect::<Vec<_>>(), want);
+    }
 }

@@ -3,6 +3,7 @@
 //! its arguments, and calls the engine; none holds an algorithm.
 
 use engram::storage::{Dim, RowId};
+
 use pgrx::prelude::*;
 use pgrx::{JsonB, PgSqlErrorCode as Code};
 use serde_json::json;
@@ -92,9 +93,10 @@ fn insert(store: &str, key: Vec<Option<f32>>, body: default!(&str, "''"), meta: 
             .into_iter()
             .map(|x| x.unwrap_or_else(|| user_error(Code::ERRCODE_NULL_VALUE_NOT_ALLOWED, "key must not contain NULL")))
             .collect();
-        let meta = convert::meta_to_json(&convert::meta_from_json(&meta.0));
-        let row = convert::row(key.clone(), body.to_string(), &meta);
-        row.validate(store, Dim::new(h.dim).or_raise()).or_raise();
+        let meta = convert::normalize_meta(&h.schema, &meta.0);
+        let row = convert::row(&h.schema, key.clone(), body.to_string(), &meta)
+            .normalize(store, &h.schema)
+            .or_raise();
         let (watermark, id) = catalog::bump(store, 1);
         Spi::run_with_args(
             "INSERT INTO engram.rows (store, id, key, body, meta) VALUES ($1, $2, $3, $4, $5)",
@@ -140,9 +142,14 @@ fn delete(store: &str, id: i64) -> bool {
 /// pgrx requires): id, key, body, meta.
 type RowOut = (i64, Vec<f32>, String, JsonB);
 
-fn out(id: RowId, row: engram::storage::Row) -> RowOut {
-    let meta = convert::meta_to_json(&row.meta);
-    (id.0 as i64, row.key, row.text, JsonB(meta))
+fn out(schema: &engram::storage::Schema, row: &engram::storage::RowView<'_>) -> RowOut {
+    let meta = convert::meta_to_json(schema, row);
+    let key = row.key(engram::storage::KeyCol(convert::KEY)).to_vec();
+    let body = row
+        .text(engram::storage::TextCol(convert::BODY))
+        .or_raise()
+        .into_owned();
+    (row.id().0 as i64, key, body, JsonB(meta))
 }
 
 /// Read one row from the engine copy.
@@ -162,12 +169,10 @@ fn get(
 > {
     crate::backend::as_owner(|| {
         let h = engine_copy::attach(store, Need::Read);
-        let row = if id < 0 {
-            None
-        } else {
-            h.store.get(h.table, RowId(id as u64)).or_raise()
-        };
-        TableIterator::new(row.map(|r| out(RowId(id as u64), r)))
+        let snap = h.store.snapshot().or_raise();
+        let t = snap.table(h.table).or_raise();
+        let row = if id < 0 { None } else { t.get(RowId(id as u64)) };
+        TableIterator::new(row.map(|r| out(&h.schema, &r)))
     })
 }
 
@@ -187,14 +192,12 @@ fn scan(
 > {
     crate::backend::as_owner(|| {
         let h = engine_copy::attach(store, Need::Read);
-        let rows: Vec<RowOut> = h
-            .store
-            .scan(h.table)
+        let snap = h.store.snapshot().or_raise();
+        let rows: Vec<RowOut> = snap
+            .table(h.table)
             .or_raise()
-            .map(|r| {
-                let (id, row) = r.or_raise();
-                out(id, row)
-            })
+            .rows()
+            .map(|r| out(&h.schema, &r))
             .collect();
         TableIterator::new(rows)
     })

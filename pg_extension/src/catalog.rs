@@ -17,7 +17,14 @@ pub struct StoreRow {
     pub uid: String,
     pub watermark: u64,
     /// Graph parameters from the store's settings (`m`, `ef_construction`).
-    pub hnsw: engram::index::Hnsw,
+    pub index: engram::storage::IndexSpec,
+}
+
+impl StoreRow {
+    /// The schema of the store's engine table.
+    pub fn schema(&self) -> engram::storage::Schema {
+        crate::convert::rows_schema(self.dim, self.index).unwrap_or_else(|e| crate::errors::raise(e))
+    }
 }
 
 /// Graph build threads inside a backend: the build computes only (no
@@ -25,7 +32,8 @@ pub struct StoreRow {
 /// `engram.optimize` does not take every core of the server.
 const BUILD_THREADS: usize = 4;
 
-fn default_hnsw() -> engram::index::Hnsw {
+/// The graph builder of every engine copy in this backend.
+pub fn indexer() -> engram::index::Hnsw {
     // Asking for the cores reads cgroup files: once per backend is enough.
     static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     let threads = *THREADS.get_or_init(|| {
@@ -34,8 +42,6 @@ fn default_hnsw() -> engram::index::Hnsw {
             .min(BUILD_THREADS)
     });
     engram::index::Hnsw {
-        m: 16,
-        ef_construction: 200,
         threads,
         seed: engram::index::Hnsw::SEED,
     }
@@ -43,14 +49,14 @@ fn default_hnsw() -> engram::index::Hnsw {
 
 /// Graph parameters from a store's settings object; an error for a setting
 /// that is unknown or out of range (`create_store` refuses those).
-pub fn hnsw_settings(settings: &serde_json::Value) -> Result<engram::index::Hnsw, String> {
-    let mut h = default_hnsw();
+pub fn hnsw_settings(settings: &serde_json::Value) -> Result<engram::storage::IndexSpec, String> {
+    let mut h = engram::storage::IndexSpec::default();
     let obj = settings.as_object().ok_or("settings must be a jsonb object")?;
     for (k, v) in obj {
         let n = v.as_u64().map(|n| n as usize);
         match (k.as_str(), n) {
-            ("m", Some(m @ 2..=128)) => h.m = m,
-            ("ef_construction", Some(e @ 1..=4096)) => h.ef_construction = e,
+            ("m", Some(m @ 2..=128)) => h.m = m as u32,
+            ("ef_construction", Some(e @ 1..=4096)) => h.ef_construction = e as u32,
             ("m" | "ef_construction", _) => {
                 return Err(format!(
                     "setting {k} = {v} is invalid: m must be an integer from 2 to 128, ef_construction from 1 to 4096"
@@ -117,8 +123,7 @@ fn find_with(name: &str, need: Need) -> Option<(StoreRow, bool)> {
                 uid: r.get::<String>(2)?.unwrap_or_default(),
                 watermark: r.get::<i64>(3)?.unwrap_or(0) as u64,
                 // Validated at creation; a hand-edited catalog falls back to defaults.
-                hnsw: hnsw_settings(&r.get::<pgrx::JsonB>(4)?.map(|j| j.0).unwrap_or_default())
-                    .unwrap_or_else(|_| default_hnsw()),
+                index: hnsw_settings(&r.get::<pgrx::JsonB>(4)?.map(|j| j.0).unwrap_or_default()).unwrap_or_default(),
             };
             Ok(Some((row, r.get::<bool>(5)?.unwrap_or(false))))
         },

@@ -1,139 +1,167 @@
-//! SQL values <-> engine rows. Metadata travels as jsonb with a fixed set of
-//! keys; it is normalized on the way in, so that the truth table and the
-//! engine copy always print the same jsonb.
+//! SQL values <-> engine rows for stores of kind `rows`: their schema (a
+//! key, a body, and the metadata columns that `meta` jsonb names), and the
+//! conversions in both directions. Metadata is normalized on the way in, so
+//! the truth table and the engine copy always print the same jsonb.
 
-use engram::storage::{Kind, Meta, Row, Scope, Tier};
+use engram::storage::{ColumnId, ColumnKind, Dim, FixedType, IndexSpec, KeySpec, Row, RowView, Schema, Value};
 use pgrx::PgSqlErrorCode as Code;
-use serde_json::{Map, Value};
+use serde_json::{Map, Value as J};
 
 use crate::errors::user_error;
 
-const KEYS: &str = "namespace, session, scope, kind, tier, timestamp, order, access_count, authority, confidence, decay_rate, token_count, anchor_density";
+/// Column of the key.
+pub const KEY: ColumnId = ColumnId(0);
+/// Column of the body.
+pub const BODY: ColumnId = ColumnId(1);
+
+/// The engine table of a store of kind `rows` with keys of `dim` and graph
+/// settings `index`: `key`, `body`, then one column per metadata key.
+pub fn rows_schema(dim: u32, index: IndexSpec) -> engram::Result<Schema> {
+    Schema::builder()
+        .key("key", KeySpec::new(Dim::new(dim)?).with_index(Some(index)))
+        .text("body")
+        .symbol("namespace")
+        .symbol("session")
+        .enumeration("scope", &["global", "user", "session"])
+        .enumeration("kind", &["generic", "turn", "summary", "authored"])
+        .enumeration("tier", &["variant", "soft", "hard"])
+        .fixed("timestamp", FixedType::Timestamp)
+        .fixed("order", FixedType::U32)
+        .fixed("access_count", FixedType::U32)
+        .fixed("token_count", FixedType::U32)
+        .fixed("authority", FixedType::F32)
+        .fixed("confidence", FixedType::F32)
+        .fixed("decay_rate", FixedType::F32)
+        .fixed("anchor_density", FixedType::F32)
+        .build()
+}
 
 fn bad(msg: String) -> ! {
     user_error(Code::ERRCODE_INVALID_PARAMETER_VALUE, msg)
 }
 
-fn as_u32(k: &str, v: &Value) -> u32 {
-    v.as_u64()
-        .and_then(|x| u32::try_from(x).ok())
-        .unwrap_or_else(|| bad(format!("meta key {k:?} must be an integer between 0 and {}", u32::MAX)))
+/// The metadata columns of `s`: all but the key and the body.
+fn meta_columns(s: &Schema) -> impl Iterator<Item = (ColumnId, &engram::storage::Column)> {
+    s.columns()
+        .iter()
+        .enumerate()
+        .skip(2)
+        .map(|(i, c)| (ColumnId(i as u16), c))
 }
 
-fn as_f32(k: &str, v: &Value) -> f32 {
-    match v.as_f64() {
-        Some(x) if x.is_finite() => x as f32,
-        _ => bad(format!("meta key {k:?} must be a finite number")),
+fn keys(s: &Schema) -> String {
+    meta_columns(s)
+        .map(|(_, c)| c.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The engine value of metadata key `k` of type `t`; 22023 for a wrong type.
+fn cell(k: &str, t: &FixedType, v: &J) -> Value {
+    let out = match t {
+        FixedType::Enum(names) => {
+            let s = v
+                .as_str()
+                .unwrap_or_else(|| bad(format!("meta key {k:?} must be a string")));
+            match names.iter().position(|n| n == s) {
+                Some(i) => return Value::UInt(i as u64),
+                None => bad(format!("meta key {k:?} is {s:?}; allowed: {}", names.join(", "))),
+            }
+        }
+        FixedType::Symbol => v
+            .as_str()
+            .map(|s| Value::Str(s.to_string()))
+            .unwrap_or_else(|| bad(format!("meta key {k:?} must be a string"))),
+        FixedType::Timestamp | FixedType::I32 | FixedType::I64 => v.as_i64().map(Value::Int).unwrap_or_else(|| {
+            bad(format!(
+                "meta key {k:?} must be an integer (for timestamp: microseconds since 1970)"
+            ))
+        }),
+        FixedType::F32 | FixedType::F64 => match v.as_f64() {
+            Some(x) if x.is_finite() => Value::Float(x),
+            _ => bad(format!("meta key {k:?} must be a finite number")),
+        },
+        _ => v
+            .as_u64()
+            .map(Value::UInt)
+            .unwrap_or_else(|| bad(format!("meta key {k:?} must be an integer between 0 and {}", u32::MAX))),
+    };
+    // Ranges and enum names are checked by the schema.
+    let one = Schema::builder()
+        .fixed(k, t.clone())
+        .build()
+        .unwrap_or_else(|e| bad(e.to_string()));
+    match Row::from_values(vec![out]).normalize("meta", &one) {
+        Ok(r) => r.get(ColumnId(0)).clone(),
+        Err(engram::Error::InvalidArgument(why)) => bad(format!("meta key {k:?}: {why}")),
+        Err(e) => bad(format!("meta key {k:?}: {e}")),
     }
 }
 
-fn as_str<'a>(k: &str, v: &'a Value) -> &'a str {
-    v.as_str()
-        .unwrap_or_else(|| bad(format!("meta key {k:?} must be a string")))
-}
-
-fn pick<T: Copy>(k: &str, v: &Value, names: &[(&str, T)]) -> T {
-    let s = as_str(k, v);
-    names.iter().find(|(n, _)| *n == s).map(|(_, t)| *t).unwrap_or_else(|| {
-        let allowed: Vec<&str> = names.iter().map(|(n, _)| *n).collect();
-        bad(format!("meta key {k:?} is {s:?}; allowed: {}", allowed.join(", ")))
-    })
-}
-
-const SCOPES: [(&str, Scope); 3] = [
-    ("global", Scope::Global),
-    ("user", Scope::User),
-    ("session", Scope::Session),
-];
-const KINDS: [(&str, Kind); 4] = [
-    ("generic", Kind::Generic),
-    ("turn", Kind::Turn),
-    ("summary", Kind::Summary),
-    ("authored", Kind::Authored),
-];
-const TIERS: [(&str, Tier); 3] = [
-    ("variant", Tier::Variant),
-    ("soft", Tier::SoftInvariant),
-    ("hard", Tier::HardInvariant),
-];
-
-fn name_of<T: PartialEq + Copy>(t: T, names: &[(&'static str, T)]) -> &'static str {
-    names.iter().find(|(_, x)| *x == t).map_or("?", |(n, _)| *n)
-}
-
-/// Parse a meta jsonb object; unknown keys and wrong types are ERRORs (22023).
-pub fn meta_from_json(v: &Value) -> Meta {
+/// Parse a meta jsonb object into the metadata values of a row of `s`;
+/// unknown keys and wrong types are ERRORs (22023).
+pub fn meta_from_json(s: &Schema, v: &J) -> Vec<(ColumnId, Value)> {
     let obj = v
         .as_object()
         .unwrap_or_else(|| bad("meta must be a jsonb object".into()));
-    let mut m = Meta::default();
-    for (k, v) in obj {
-        match k.as_str() {
-            "namespace" => m.namespace = as_str(k, v).to_string(),
-            "session" => m.session = as_str(k, v).to_string(),
-            "scope" => m.scope = pick(k, v, &SCOPES),
-            "kind" => m.kind = pick(k, v, &KINDS),
-            "tier" => m.tier = pick(k, v, &TIERS),
-            "timestamp" => {
-                m.timestamp = v.as_i64().unwrap_or_else(|| {
-                    bad("meta key \"timestamp\" must be an integer (microseconds since 1970)".into())
-                })
+    obj.iter()
+        .map(|(k, v)| {
+            let (id, c) = meta_columns(s)
+                .find(|(_, c)| c.name == *k)
+                .unwrap_or_else(|| bad(format!("unknown meta key {k:?}; allowed keys: {}", keys(s))));
+            match &c.kind {
+                ColumnKind::Fixed(t) => (id, cell(k, t, v)),
+                _ => bad(format!("meta key {k:?} is not a metadata column")),
             }
-            "order" => m.order = as_u32(k, v),
-            "access_count" => m.access_count = as_u32(k, v),
-            "token_count" => m.token_count = as_u32(k, v),
-            "authority" => m.authority = as_f32(k, v),
-            "confidence" => m.confidence = as_f32(k, v),
-            "decay_rate" => m.decay_rate = as_f32(k, v),
-            "anchor_density" => m.anchor_density = as_f32(k, v),
-            other => bad(format!("unknown meta key {other:?}; allowed keys: {KEYS}")),
-        }
-    }
-    m
+        })
+        .collect()
 }
 
-/// The normalized jsonb of `m`: only keys that differ from the default.
-pub fn meta_to_json(m: &Meta) -> Value {
-    let d = Meta::default();
+/// Metadata values as normalized jsonb: only keys whose value differs from
+/// the default, enum values by name.
+fn meta_json(s: &Schema, values: impl Iterator<Item = (ColumnId, Value)>) -> J {
     let mut o = Map::new();
-    let mut put = |k: &str, differs: bool, v: Value| {
-        if differs {
-            o.insert(k.to_string(), v);
-        }
-    };
-    put(
-        "namespace",
-        m.namespace != d.namespace,
-        Value::from(m.namespace.clone()),
-    );
-    put("session", m.session != d.session, Value::from(m.session.clone()));
-    put("scope", m.scope != d.scope, Value::from(name_of(m.scope, &SCOPES)));
-    put("kind", m.kind != d.kind, Value::from(name_of(m.kind, &KINDS)));
-    put("tier", m.tier != d.tier, Value::from(name_of(m.tier, &TIERS)));
-    put("timestamp", m.timestamp != d.timestamp, Value::from(m.timestamp));
-    put("order", m.order != d.order, Value::from(m.order));
-    put(
-        "access_count",
-        m.access_count != d.access_count,
-        Value::from(m.access_count),
-    );
-    put(
-        "token_count",
-        m.token_count != d.token_count,
-        Value::from(m.token_count),
-    );
-    put("authority", m.authority != d.authority, Value::from(m.authority));
-    put("confidence", m.confidence != d.confidence, Value::from(m.confidence));
-    put("decay_rate", m.decay_rate != d.decay_rate, Value::from(m.decay_rate));
-    put(
-        "anchor_density",
-        m.anchor_density != d.anchor_density,
-        Value::from(m.anchor_density),
-    );
-    Value::Object(o)
+    for (id, v) in values {
+        let Some(c) = s.column(id) else { continue };
+        let j = match (&c.kind, v) {
+            (_, Value::UInt(0) | Value::Int(0)) => continue,
+            (_, Value::Float(0.0)) => continue,
+            (_, Value::Str(x)) if x.is_empty() => continue,
+            (_, Value::Str(x)) => J::from(x),
+            (ColumnKind::Fixed(FixedType::Enum(names)), Value::UInt(i)) => {
+                J::from(names.get(i as usize).cloned().unwrap_or_default())
+            }
+            (_, Value::UInt(x)) => J::from(x),
+            (_, Value::Int(x)) => J::from(x),
+            (ColumnKind::Fixed(FixedType::F32), Value::Float(x)) => J::from(x as f32),
+            (_, Value::Float(x)) => J::from(x),
+            _ => continue,
+        };
+        o.insert(c.name.clone(), j);
+    }
+    J::Object(o)
 }
 
-/// Build the engine row for a stored truth row.
-pub fn row(key: Vec<f32>, body: String, meta: &Value) -> Row {
-    Row::new(key).with_text(body).with_meta(meta_from_json(meta))
+/// The normalized jsonb of a stored row's metadata.
+pub fn meta_to_json(s: &Schema, row: &RowView<'_>) -> J {
+    meta_json(
+        s,
+        meta_columns(s).map(|(id, _)| (id, row.value(id).unwrap_or(Value::Null))),
+    )
+}
+
+/// The normalized form of a meta object (what `meta_to_json` prints for a
+/// row written with it), to store in the truth table.
+pub fn normalize_meta(s: &Schema, meta: &J) -> J {
+    meta_json(s, meta_from_json(s, meta).into_iter())
+}
+
+/// The engine row for a stored truth row.
+pub fn row(s: &Schema, key: Vec<f32>, body: String, meta: &J) -> Row {
+    let mut r = Row::new(s);
+    r.set_value(KEY, Value::Vector(key)).set_value(BODY, Value::Str(body));
+    for (id, v) in meta_from_json(s, meta) {
+        r.set_value(id, v);
+    }
+    r
 }

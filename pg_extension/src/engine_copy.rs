@@ -15,7 +15,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use engram::storage::{Dim, Mode, RowId, Store, StoreOptions, SyncPolicy, TableId, WriteBatch, WriterLock};
+use engram::storage::{Mode, RowId, Schema, Store, StoreOptions, SyncPolicy, TableId, WriteBatch, WriterLock};
 use pgrx::prelude::*;
 use pgrx::JsonB;
 
@@ -35,6 +35,8 @@ pub struct Handle {
     pub table: TableId,
     /// Key dimension of the store.
     pub dim: u32,
+    /// The engine table's schema (`convert::rows_schema`).
+    pub schema: Arc<Schema>,
     uid: String,
 }
 
@@ -63,7 +65,7 @@ fn options(cat: &StoreRow) -> StoreOptions {
     StoreOptions {
         mode: Mode::Reader,
         tag: cat.uid.clone(),
-        indexer: Some(Arc::new(cat.hnsw.clone())),
+        indexer: Some(Arc::new(crate::catalog::indexer())),
         memtable_bytes: crate::gucs::MEMTABLE_SIZE.get().max(64) as usize * 1024,
         ..StoreOptions::default()
     }
@@ -95,17 +97,16 @@ fn open(name: &str, cat: &StoreRow) -> Option<Rc<Handle>> {
         }
     };
     let table = store.table(TABLE).ok()?;
-    let fits = store.tag().ok()? == cat.uid
-        && store
-            .tables()
-            .ok()?
-            .iter()
-            .any(|t| t.id == table && t.dim.get() == cat.dim);
+    let schema = store.schema(table).ok()?;
+    // Another tag is a foreign copy; another schema, one of another format
+    // or dimension: both are rebuilt.
+    let fits = store.tag().ok()? == cat.uid && *schema == cat.schema();
     fits.then(|| {
         Rc::new(Handle {
             store,
             table,
             dim: cat.dim,
+            schema,
             uid: cat.uid.clone(),
         })
     })
@@ -324,7 +325,8 @@ fn catch_up(name: &str, h: &Handle, latest: u64) -> engram::Result<()> {
         for id in engine.difference(&truth) {
             chunks.delete(*id);
         }
-        load_rows(name, Some(missing), |id, row| chunks.insert(id, row));
+        let schema = h.schema.clone();
+        load_rows(name, &schema, Some(missing), |id, row| chunks.insert(id, row));
         chunks.finish(latest)
     })?;
     notice!("engram: caught up the engine copy of store {name:?} to watermark {latest}");
@@ -332,7 +334,7 @@ fn catch_up(name: &str, h: &Handle, latest: u64) -> engram::Result<()> {
 }
 
 /// Stream rows of store `name` (all, or those with the given ids) in id order.
-fn load_rows(name: &str, only: Option<Vec<i64>>, mut each: impl FnMut(u64, engram::storage::Row)) {
+fn load_rows(name: &str, schema: &Schema, only: Option<Vec<i64>>, mut each: impl FnMut(u64, engram::storage::Row)) {
     let (sql, args): (&str, Vec<pgrx::datum::DatumWithOid>) = match &only {
         None => (
             "SELECT id, key, body, meta FROM engram.rows WHERE store = $1 ORDER BY id",
@@ -355,7 +357,7 @@ fn load_rows(name: &str, only: Option<Vec<i64>>, mut each: impl FnMut(u64, engra
                 let key = r.get::<Vec<f32>>(2)?.unwrap_or_default();
                 let body = r.get::<String>(3)?.unwrap_or_default();
                 let meta = r.get::<JsonB>(4)?.map(|j| j.0).unwrap_or_default();
-                each(id, convert::row(key, body, &meta));
+                each(id, convert::row(schema, key, body, &meta));
             }
         }
         Ok::<_, pgrx::spi::Error>(())
@@ -405,10 +407,11 @@ pub fn rebuild(name: &str, cat: &StoreRow, latest: u64) -> Rc<Handle> {
     };
     let rows = {
         let store = Store::create(&fresh, opts).or_raise();
-        let table = store.create_table(TABLE, Dim::new(cat.dim).or_raise()).or_raise();
+        let schema = cat.schema();
+        let table = store.create_table(TABLE, schema.clone()).or_raise();
         let mut chunks = Chunks::new(&store, table);
         let mut total = 0u64;
-        load_rows(name, None, |id, row| {
+        load_rows(name, &schema, None, |id, row| {
             chunks.insert(id, row);
             total += 1;
         });

@@ -32,28 +32,28 @@ fn version() -> &'static str {
     env!("CARGO_PKG_VERSION")
 }
 
-/// The on-disk format version the engine writes, e.g.
+/// The format version of the segment files the engine writes, e.g.
 /// `SELECT engram.format_version();`.
 #[pg_extern(immutable, parallel_safe)]
 fn format_version() -> i32 {
-    engram::storage::FormatVersion::CURRENT as i32
+    engram::storage::SegmentVersion::CURRENT as i32
 }
 
 extension_sql!(
     r#"
 COMMENT ON SCHEMA engram IS 'engram: memory that can speak';
 COMMENT ON FUNCTION engram.version() IS 'Version of the pg_engram extension.';
-COMMENT ON FUNCTION engram.format_version() IS 'On-disk format version written by the engram engine.';
+COMMENT ON FUNCTION engram.format_version() IS 'Format version of the segment files the engram engine writes (WAL and manifest carry their own; see docs/design.md §9).';
 COMMENT ON FUNCTION engram.create_store(text, integer, text, jsonb) IS 'create_store(name, dim, kind => ''rows'', settings => ''{}''): create a store of dim-dimensional keys owned by the current user. Names: 1 to 63 letters, digits, _ or -. settings: m (2 to 128, default 16) and ef_construction (1 to 4096, default 200) of the HNSW graphs that engram.optimize builds.';
 COMMENT ON FUNCTION engram.drop_store(text) IS 'drop_store(name): drop a store with its rows and grants (owner only); its engine copy is removed at commit.';
-COMMENT ON FUNCTION engram.insert(text, real[], text, jsonb) IS 'insert(store, key, body => '''', meta => ''{}''): add a row to engram.rows and, at commit, to the engine copy; returns the row id. meta keys: namespace, session, scope, kind, tier, timestamp, order, access_count, authority, confidence, decay_rate, token_count, anchor_density.';
+COMMENT ON FUNCTION engram.insert(text, real[], text, jsonb) IS 'insert(store, key, body => '''', meta => ''{}''): add a row to engram.rows and, at commit, to the engine copy; returns the row id. meta keys: namespace, session, scope, kind, tier, timestamp, order, access_count, token_count, authority, confidence, decay_rate, anchor_density.';
 COMMENT ON FUNCTION engram.delete(text, bigint) IS 'delete(store, id): delete a row from engram.rows and, at commit, from the engine copy; returns whether it existed.';
 COMMENT ON FUNCTION engram.get(text, bigint) IS 'get(store, id): the row as the engine copy holds it (no row if absent).';
 COMMENT ON FUNCTION engram.scan(text) IS 'scan(store): every row of the engine copy in id order, for joins and checks against engram.rows.';
 COMMENT ON FUNCTION engram.stats(text) IS 'stats(store): watermark of the tables and of the engine copy, row, segment and byte counts.';
 COMMENT ON FUNCTION engram.rebuild(text) IS 'rebuild(store): rebuild the engine copy from engram.rows; returns the number of rows.';
 COMMENT ON FUNCTION engram.grant(text, text, text) IS 'grant(store, role, privilege): let role read or write the store (owner only); write implies read.';
-COMMENT ON FUNCTION engram.search(text, real[], integer, jsonb, text, integer) IS 'search(store, query, k => 10, filter => ''{}'', metric => ''cosine'', ef => engram.ef_search): the k rows nearest to query (id, distance, body, meta), nearest first. filter keys: namespace, session, scope, kind, tier, time_from, time_to (microseconds, half-open), ids. metric: cosine, dot or l2. Joins with tables through JOIN LATERAL.';
+COMMENT ON FUNCTION engram.search(text, real[], integer, jsonb, text, integer) IS 'search(store, query, k => 10, filter => ''{}'', metric => ''cosine'', ef => engram.ef_search): the k rows nearest to query (id, distance, body, meta), nearest first. filter keys: any meta key (equality), time_from, time_to (microseconds, half-open), ids. metric: cosine, dot or l2. Joins with tables through JOIN LATERAL.';
 COMMENT ON FUNCTION engram.search_ids(text, real[], integer, jsonb, text, integer) IS 'search_ids(store, query, k => 10, filter => ''{}'', metric => ''cosine'', ef => engram.ef_search): like search, returning only (id, distance); the fast path when joining engram.rows or your own tables.';
 COMMENT ON FUNCTION engram.optimize(text) IS 'optimize(store): flush the engine copy and merge it into one segment with an HNSW graph (settings m, ef_construction), dropping deleted rows; returns what was done. Needs write.';
 COMMENT ON FUNCTION engram.revoke(text, text, text) IS 'revoke(store, role, privilege): take back a right given by engram.grant (owner only).';
@@ -99,7 +99,7 @@ mod tests {
         );
         assert_eq!(
             Spi::get_one::<i32>("SELECT engram.format_version()"),
-            Ok(Some(engram::storage::FormatVersion::CURRENT as i32))
+            Ok(Some(engram::storage::SegmentVersion::CURRENT as i32))
         );
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use engram::index::{Filter, Hit, Search, SearchParams};
+use engram::index::{Filter, HitRef, SearchParams};
 use engram::kernels::distance::Metric;
 use pgrx::prelude::*;
 use pgrx::{JsonB, PgSqlErrorCode as Code};
@@ -20,20 +20,18 @@ fn bad(msg: String) -> ! {
     user_error(Code::ERRCODE_INVALID_PARAMETER_VALUE, msg)
 }
 
-/// Parse a filter object: namespace, session, scope, kind, tier (as in meta),
-/// time_from / time_to (microseconds, half-open), ids (array of row ids).
-fn filter_from_json(v: &Value) -> Filter {
+/// Parse a filter object: metadata keys (as in meta) for equality;
+/// `time_from` / `time_to` (microseconds, half-open) on the timestamp;
+/// `ids` (an array of row ids).
+fn filter_from_json(schema: &engram::storage::Schema, v: &Value) -> Filter {
     let obj = v
         .as_object()
         .unwrap_or_else(|| bad("filter must be a jsonb object".into()));
-    let mut meta = serde_json::Map::new();
-    let mut f = Filter::default();
+    let mut f = Filter::All;
     let (mut from, mut to) = (None, None);
+    let mut meta = serde_json::Map::new();
     for (k, v) in obj {
         match k.as_str() {
-            "namespace" | "session" | "scope" | "kind" | "tier" => {
-                meta.insert(k.clone(), v.clone());
-            }
             "time_from" => {
                 from = Some(
                     v.as_i64()
@@ -56,22 +54,32 @@ fn filter_from_json(v: &Value) -> Filter {
                             .unwrap_or_else(|| bad("filter ids must be non-negative integers".into()))
                     })
                     .collect();
-                f.ids = Some(Arc::new(ids));
+                f = f.and(Filter::Ids(Arc::new(ids)));
+            }
+            other if schema.id(other).is_ok_and(|id| id.0 >= 2) => {
+                meta.insert(k.clone(), v.clone());
             }
             other => bad(format!(
-                "unknown filter key {other:?}; allowed: namespace, session, scope, kind, tier, time_from, time_to, ids"
+                "unknown filter key {other:?}; allowed: {}, time_from, time_to, ids",
+                schema.columns()[2..]
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )),
         }
     }
-    let has = |k: &str| meta.contains_key(k);
-    let m = convert::meta_from_json(&Value::Object(meta.clone()));
-    f.namespace = has("namespace").then_some(m.namespace);
-    f.session = has("session").then_some(m.session);
-    f.scope = has("scope").then_some(m.scope);
-    f.kind = has("kind").then_some(m.kind);
-    f.tier = has("tier").then_some(m.tier);
+    // Metadata keys are checked and typed as in meta (unknown keys: 22023).
+    for (id, value) in convert::meta_from_json(schema, &Value::Object(meta)) {
+        let name = &schema.columns()[id.0 as usize].name;
+        f = f.and(Filter::Eq(name.clone(), value));
+    }
     if from.is_some() || to.is_some() {
-        f.time = Some(from.unwrap_or(i64::MIN)..to.unwrap_or(i64::MAX));
+        f = f.and(Filter::Range {
+            column: "timestamp".into(),
+            low: from.map(engram::storage::Value::Int),
+            high: to.map(engram::storage::Value::Int),
+        });
     }
     f
 }
@@ -85,15 +93,17 @@ fn metric_of(name: &str) -> Metric {
     }
 }
 
-/// Check the arguments, bring the copy in step and search it.
-fn nearest(
+/// Check the arguments, bring the copy in step and search one snapshot of
+/// it; `each` turns every hit (its row read from that snapshot) into output.
+fn nearest<T>(
     store: &str,
     query: Vec<Option<f32>>,
     k: i32,
     filter: &Value,
     metric: &str,
     ef: Option<i32>,
-) -> (std::rc::Rc<engine_copy::Handle>, Vec<Hit>) {
+    each: impl Fn(&engine_copy::Handle, &HitRef<'_>) -> T,
+) -> Vec<T> {
     if k <= 0 {
         bad(format!("k must be positive, got {k}"));
     }
@@ -106,13 +116,15 @@ fn nearest(
         .into_iter()
         .map(|x| x.unwrap_or_else(|| user_error(Code::ERRCODE_NULL_VALUE_NOT_ALLOWED, "query must not contain NULL")))
         .collect();
+    let metric = metric_of(metric);
+    let h = engine_copy::attach(store, Need::Read);
     let params = SearchParams {
-        metric: metric_of(metric),
+        metric: Some(metric),
         ef: ef.unwrap_or_else(|| gucs::EF_SEARCH.get()) as usize,
         rescore: gucs::RESCORE.get() as usize,
-        filter: filter_from_json(filter),
+        filter: filter_from_json(&h.schema, filter),
+        ..SearchParams::default()
     };
-    let h = engine_copy::attach(store, Need::Read);
     if query.len() != h.dim as usize {
         bad(format!(
             "query has dimension {}, but store {store:?} stores dimension {}",
@@ -120,8 +132,13 @@ fn nearest(
             h.dim
         ));
     }
-    let hits = h.store.search(h.table, &query, k as usize, &params).or_raise();
-    (h, hits)
+    let snap = h.store.snapshot().or_raise();
+    let hits = snap
+        .table(h.table)
+        .or_raise()
+        .search(&query, k as usize, &params)
+        .or_raise();
+    hits.iter().map(|hit| each(&h, hit)).collect()
 }
 
 /// The k rows of `store` nearest to `query` that pass `filter`, nearest
@@ -146,19 +163,21 @@ fn search(
     ),
 > {
     crate::backend::as_owner(|| {
-        let (h, hits) = nearest(store, query, k, &filter.0, metric, ef);
-        let rows: Vec<_> = hits
-            .into_iter()
-            .filter_map(|hit| {
-                let row = h.store.get(h.table, hit.id).or_raise()?;
-                Some((
-                    hit.id.0 as i64,
-                    hit.distance,
-                    row.text,
-                    JsonB(convert::meta_to_json(&row.meta)),
-                ))
-            })
-            .collect();
+        // Each hit's body and meta come from the snapshot the search ran on:
+        // k hits always carry their rows.
+        let rows = nearest(store, query, k, &filter.0, metric, ef, |h, hit| {
+            let body = hit
+                .row
+                .text(engram::storage::TextCol(convert::BODY))
+                .or_raise()
+                .into_owned();
+            (
+                hit.id.0 as i64,
+                hit.distance,
+                body,
+                JsonB(convert::meta_to_json(&h.schema, &hit.row)),
+            )
+        });
         TableIterator::new(rows)
     })
 }
@@ -178,7 +197,9 @@ fn search_ids(
     ef: default!(Option<i32>, "NULL"),
 ) -> TableIterator<'static, (name!(id, i64), name!(distance, f32))> {
     crate::backend::as_owner(|| {
-        let (_, hits) = nearest(store, query, k, &filter.0, metric, ef);
-        TableIterator::new(hits.into_iter().map(|h| (h.id.0 as i64, h.distance)))
+        let hits = nearest(store, query, k, &filter.0, metric, ef, |_, hit| {
+            (hit.id.0 as i64, hit.distance)
+        });
+        TableIterator::new(hits)
     })
 }

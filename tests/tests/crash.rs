@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use engram::index::{Search, SearchParams};
-use engram::storage::{RowId, Store, StoreOptions};
+use engram::storage::{Store, StoreOptions};
 use engram_tests::check_row;
 use rand::{Rng, SeedableRng};
 
@@ -114,8 +114,8 @@ fn acknowledged_rows_survive_sigkill() {
         store
             .verify()
             .unwrap_or_else(|e| panic!("kill {kill}: verify failed: {e}"));
-        if let Some((_, &id)) = present.iter().next() {
-            let key = store.get(t, RowId(id)).unwrap().unwrap().key;
+        if let Some((&n, _)) = present.iter().next() {
+            let key = engram_tests::key_for(n);
             let hits = store
                 .search(t, &key, 5, &SearchParams::default())
                 .unwrap_or_else(|e| panic!("kill {kill}: search failed: {e}"));

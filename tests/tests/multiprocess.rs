@@ -3,8 +3,7 @@
 
 use std::process::{Command, Stdio};
 
-use engram::storage::{Dim, Store, StoreOptions};
-use engram_tests::DIM;
+use engram::storage::{Store, StoreOptions};
 
 #[test]
 fn readers_in_other_processes_see_consistent_prefixes() {
@@ -12,7 +11,7 @@ fn readers_in_other_processes_see_consistent_prefixes() {
     let path = dir.path().join("store");
     {
         let store = Store::create(&path, StoreOptions::default()).unwrap();
-        store.create_table("t", Dim::new(DIM).unwrap()).unwrap();
+        store.create_table("t", engram_tests::schema()).unwrap();
     }
     let (batches, batch) = (400u64, 5u64);
     let p = path.to_str().unwrap();

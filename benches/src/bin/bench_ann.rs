@@ -20,7 +20,9 @@ use std::time::Instant;
 
 use engram::index::{Filter, Hnsw, Search, SearchParams};
 use engram::kernels::distance::{distance, Metric};
-use engram::storage::{Dim, Meta, Row, Store, StoreOptions, SyncPolicy};
+use engram::storage::{
+    Dim, FixedType, IndexSpec, KeySpec, Row, Schema, Store, StoreOptions, SyncPolicy, Value as Cell,
+};
 use engram_benches::write_report;
 use serde_json::{json, Value};
 
@@ -189,11 +191,20 @@ fn main() -> std::io::Result<()> {
     let tmp = tempfile::tempdir_in(std::env::var("ENGRAM_BENCH_TMP").unwrap_or_else(|_| "target".into()))?;
     let path = tmp.path().join("ann");
     let hnsw = Hnsw {
-        m: a.m,
-        ef_construction: a.ef_construction,
         threads: a.threads,
         ..Hnsw::default()
     };
+    let schema = Schema::builder()
+        .key(
+            "key",
+            KeySpec::new(Dim::new(dim as u32).expect("dim")).with_index(Some(IndexSpec {
+                m: a.m as u32,
+                ef_construction: a.ef_construction as u32,
+            })),
+        )
+        .fixed("timestamp", FixedType::Timestamp)
+        .build()
+        .expect("schema");
     let opts = StoreOptions {
         sync: SyncPolicy::Off,
         indexer: Some(Arc::new(hnsw)),
@@ -203,19 +214,12 @@ fn main() -> std::io::Result<()> {
     };
     let start = Instant::now();
     let store = Store::create(&path, opts).expect("create");
-    let t = store
-        .create_table("kjv", Dim::new(dim as u32).expect("dim"))
-        .expect("table");
+    let t = store.create_table("kjv", schema).expect("table");
     for (c, chunk) in base.chunks(10_000).enumerate() {
         let rows = chunk
             .iter()
             .enumerate()
-            .map(|(j, v)| {
-                Row::new(v.clone()).with_meta(Meta {
-                    timestamp: stamp(c * 10_000 + j, n),
-                    ..Meta::default()
-                })
-            })
+            .map(|(j, v)| Row::from_values(vec![Cell::Vector(v.clone()), Cell::Int(stamp(c * 10_000 + j, n))]))
             .collect();
         store.insert_batch(t, rows).expect("insert");
     }
@@ -257,10 +261,7 @@ fn main() -> std::io::Result<()> {
         let hi = ((n as f64) * s).round() as i64;
         let fgt: Vec<Vec<u32>> = fq.iter().map(|q| brute(&base, q, |i| stamp(i, n) < hi)).collect();
         let p = SearchParams {
-            filter: Filter {
-                time: Some(0..hi),
-                ..Filter::default()
-            },
+            filter: Filter::range("timestamp", 0..hi),
             rescore: a.rescore,
             ..SearchParams::default()
         };

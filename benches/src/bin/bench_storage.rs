@@ -1,13 +1,15 @@
 //! Storage benchmark: ingest N rows of 384-d keys with text and metadata under
 //! each sync policy; open time at N rows against open time at 10k rows (the
-//! same-run baseline: opening must not grow with row count); bytes per row.
+//! same-run baseline: opening must not grow with row count); bytes per row;
+//! updates of a fixed column and upserts by a unique column, in batches of
+//! 1,000, on the ingested table.
 //!
 //! `bench_storage [ROWS]` (default 1,000,000) writes target/bench/storage.json.
 
 use std::time::{Duration, Instant};
 
-use engram::storage::{Dim, Store, StoreOptions, SyncPolicy, TableId};
-use engram_benches::{dir_bytes, logical_bytes, synthetic_row, write_report};
+use engram::storage::{RowId, Store, StoreOptions, SyncPolicy, TableId, WriteBatch};
+use engram_benches::{dir_bytes, logical_bytes, memory_schema, synthetic_row, write_report};
 use rand::SeedableRng;
 use serde_json::json;
 
@@ -30,7 +32,7 @@ fn new_store(path: &std::path::Path, sync: SyncPolicy) -> Res<(Store, TableId)> 
             ..StoreOptions::default()
         },
     )?;
-    let t = store.create_table("memories", Dim::new(DIM as u32)?)?;
+    let t = store.create_table("memories", memory_schema(DIM))?;
     Ok((store, t))
 }
 
@@ -78,6 +80,50 @@ fn single_row_commits(path: &std::path::Path, sync: SyncPolicy) -> Res<f64> {
     Ok(SINGLE_COMMITS as f64 / t0.elapsed().as_secs_f64())
 }
 
+/// Rows per second of updates (`access_count += 1`, batches of 1,000 rows
+/// spread over the table) and of upserts by `memory_id` (batches of 1,000,
+/// half of them new), on the `rows`-row table at `path`.
+fn updates_and_upserts(path: &std::path::Path, rows: u64) -> Res<(f64, f64)> {
+    let store = Store::open(
+        path,
+        StoreOptions {
+            sync: SyncPolicy::Batch,
+            ..StoreOptions::default()
+        },
+    )?;
+    let t = store.table("memories")?;
+    let schema = store.schema(t)?;
+    let access = schema.fixed::<u64>("access_count")?;
+    const B: u64 = 1_000;
+    let batches = (rows / B).clamp(1, 200);
+    let t0 = Instant::now();
+    for b in 0..batches {
+        let mut w = WriteBatch::new();
+        for k in 0..B {
+            w.update(t, RowId((b * 7919 + k * 104_729) % rows), vec![access.add(1)]);
+        }
+        store.write(w)?;
+    }
+    let update = (batches * B) as f64 / t0.elapsed().as_secs_f64();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let t0 = Instant::now();
+    for b in 0..batches {
+        let mut w = WriteBatch::new();
+        for k in 0..B {
+            // Even k: an existing memory id; odd: a new one.
+            let id = if k % 2 == 0 {
+                (b * 7907 + k * 613) % rows
+            } else {
+                rows + b * B + k
+            };
+            w.upsert(t, synthetic_row(&mut rng, id, DIM), vec![access.add(1)]);
+        }
+        store.write(w)?;
+    }
+    let upsert = (batches * B) as f64 / t0.elapsed().as_secs_f64();
+    Ok((update, upsert))
+}
+
 /// Median of several opens (writer and reader alike read only the manifest,
 /// segment headers and the WAL).
 fn open_ms(path: &std::path::Path) -> Result<f64, Box<dyn std::error::Error>> {
@@ -106,6 +152,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut open = 0.0;
     let mut bytes_per_row = 0.0;
     let mut segments = 0;
+    let (mut update_rps, mut upsert_rps) = (0.0, 0.0);
     for (name, sync) in [
         ("always", SyncPolicy::Always),
         ("batch", SyncPolicy::Batch),
@@ -120,6 +167,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             open = open_ms(&path)?;
             bytes_per_row = dir_bytes(&path) as f64 / rows as f64;
             segments = Store::open(&path, StoreOptions::reader())?.stats()?.tables[0].segments;
+            eprintln!("updates and upserts on {rows} rows");
+            (update_rps, upsert_rps) = updates_and_upserts(&path, rows)?;
         }
         std::fs::remove_dir_all(&path)?;
         let p1 = scratch.path().join(format!("{name}-single"));
@@ -143,7 +192,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "open_ratio_vs_10k": (open / open_small * 100.0).round() / 100.0,
             "segments_at_open": segments,
             "bytes_per_row": bytes_per_row.round(),
-            "logical_bytes_per_row": DIM * 4 + 60 + 80,
+            "logical_bytes_per_row": DIM * 4 + 60 + 48,
+            "update_rows_per_s": update_rps.round(),
+            "upsert_rows_per_s": upsert_rps.round(),
         }),
     )?;
     Ok(())

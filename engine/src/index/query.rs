@@ -1,15 +1,16 @@
-//! One search over a table snapshot: every segment by its plan, the
+//! One search over a table of a snapshot: every segment by its plan, the
 //! memtable by scan, candidates pooled on approximate (int8) distances, the
-//! pool rescored on f32 keys.
+//! pool rescored on f32 keys and ranked (by the scorer, if any).
 
-use super::filter::Compiled;
-use super::hnsw::{self, QueryCode};
-use super::params::{Hit, SearchParams};
+use super::filter::{Bound, Pred};
+use super::hnsw::{self, GraphRef, QueryCode};
+use super::params::{HitRef, SearchParams};
 use super::plan::{self, Plan};
 use super::pool::Pool;
+use crate::error::{Error, Result};
 use crate::kernels::distance::{code_distance, distance, Metric};
 use crate::kernels::{quant, scalar};
-use crate::storage::{segment_row, RowRef, Segment, TableView};
+use crate::storage::{At, KeyCol, KeyData, SegState, TableState, TableView};
 
 /// The query in every form the scorers need.
 struct Probe<'q> {
@@ -19,117 +20,187 @@ struct Probe<'q> {
     scale: f32,
     norm: f32,
     graph: QueryCode,
-    /// Score scans on f32 keys (`rescore == 0`).
+    /// Score scans on f32 keys (`rescore == 0`, or a key without codes).
     exact: bool,
 }
 
 impl Probe<'_> {
-    fn approx(&self, r: &RowRef<'_>) -> f32 {
+    #[inline]
+    fn approx(&self, key: &[f32], code: &[i8], scale: f32, norm: f32) -> f32 {
         if self.exact {
-            distance(self.metric, self.key, r.key)
+            distance(self.metric, self.key, key)
         } else {
-            code_distance(self.metric, &self.code, self.scale, self.norm, r.code, r.scale, r.norm)
+            code_distance(self.metric, &self.code, self.scale, self.norm, code, scale, norm)
         }
     }
 }
 
-pub(crate) fn run(view: &TableView, key: &[f32], k: usize, p: &SearchParams) -> Vec<Hit> {
-    let Some(filter) = p.filter.compile(view) else {
-        return Vec::new();
-    };
-    // Bounding by the rows that exist keeps a huge k from sizing huge heaps.
-    let k = k.min(view.len());
+/// Check `query` against key column `col` of `t`.
+pub(crate) fn check_query(t: &TableView<'_>, col: KeyCol, query: &[f32], k: usize) -> Result<()> {
+    let spec = t.schema().key_spec(col).ok_or_else(|| Error::ColumnType {
+        column: format!("#{}", col.0 .0),
+        expected: "key".into(),
+    })?;
+    if query.len() != spec.dim as usize {
+        return Err(Error::DimensionMismatch {
+            table: t.name().to_string(),
+            expected: spec.dim,
+            found: u32::try_from(query.len()).unwrap_or(u32::MAX),
+        });
+    }
+    if let Some(index) = query.iter().position(|x| !x.is_finite()) {
+        return Err(Error::NonFinite {
+            what: "query",
+            index,
+            value: query[index],
+        });
+    }
     if k == 0 {
-        return Vec::new();
+        return Err(Error::InvalidArgument("k must be at least 1".into()));
+    }
+    Ok(())
+}
+
+/// The `k` best rows of `t` for `query` (checked by [`check_query`]).
+pub(crate) fn run<'s>(t: TableView<'s>, query: &[f32], k: usize, p: &SearchParams) -> Result<Vec<HitRef<'s>>> {
+    let schema = t.schema();
+    let col = match p.column {
+        Some(c) => c,
+        None => schema
+            .first_key()
+            .ok_or_else(|| Error::InvalidArgument(format!("table {:?} has no key column to search", t.name())))?,
+    };
+    check_query(&t, col, query, k)?;
+    let spec = schema
+        .key_spec(col)
+        .ok_or_else(|| Error::Internal("key spec vanished".into()))?;
+    let metric = p.metric.unwrap_or(spec.metric.into());
+    let pred = p.filter.compile(schema)?;
+    let ts: &'s TableState = t.t;
+    let live = t.len();
+    // Bounding by the rows that exist keeps a huge k from sizing huge heaps.
+    let k = k.min(live);
+    if k == 0 {
+        return Ok(Vec::new());
     }
     // A walk's whole list is worth rescoring: its distances on f32 keys cost
     // little next to the walk, and fix int8's misorderings near the cut.
-    let keep = k.saturating_mul(p.rescore.max(1)).max(p.ef).min(view.len());
-    let mut code = vec![0i8; key.len()];
-    let scale = quant::quantize(key, &mut code);
+    let keep = k.saturating_mul(p.rescore.max(1)).max(p.ef).min(live);
+    let mut code = vec![0i8; query.len()];
+    let scale = quant::quantize(query, &mut code);
     let probe = Probe {
-        key,
-        metric: p.metric,
+        key: query,
+        metric,
         code,
         scale,
-        norm: scalar::norm(key),
-        graph: QueryCode::new(key),
-        exact: p.rescore == 0,
+        norm: scalar::norm(query),
+        graph: QueryCode::new(metric, query),
+        exact: p.rescore == 0 || !spec.codes,
     };
     let mut pool = Pool::new(keep);
-    let filtered = !filter.is_trivial() || view.has_deletes();
-    for s in view.segments() {
-        search_segment(view, s, &filter, filtered, &probe, p.ef.max(k), &mut pool);
+    for s in &ts.segments {
+        search_segment(ts, s, col, &pred, &probe, p, k, &mut pool);
     }
-    for r in view.memtable_rows() {
-        if !view.is_deleted(r.id.0) && filter.matches(&r) {
-            pool.push(probe.approx(&r), r);
+    let kslot = col.0 .0;
+    for (pos, m) in ts.memtable.iter() {
+        if ts.memtable.deletes.contains(pos) {
+            continue;
+        }
+        let v = ts.view(At::Mem(m));
+        if !pred.is_true() && !pred.matches(&v) {
+            continue;
+        }
+        if let Some(key) = m.keys.get(slot_of(ts, kslot)) {
+            pool.push(probe.approx(&key.f32, &key.code, key.scale, key.norm), m.id, At::Mem(m));
         }
     }
-    let mut best = Pool::new(k);
-    for c in pool.into_sorted() {
-        best.push(distance(p.metric, key, c.row.key), c.row);
-    }
-    best.into_sorted()
+    let mut ranked: Vec<HitRef<'s>> = pool
+        .into_sorted()
         .into_iter()
-        .map(|s| Hit {
-            id: s.row.id,
-            distance: s.distance,
+        .map(|c| {
+            let row = ts.view(c.at);
+            let d = distance(metric, query, row.key(col));
+            let score = p.scorer.as_ref().map_or(d, |f| f(&row, d));
+            HitRef {
+                id: row.id(),
+                distance: d,
+                score,
+                row,
+            }
         })
-        .collect()
+        .collect();
+    ranked.sort_by(|a, b| a.score.total_cmp(&b.score).then(a.id.cmp(&b.id)));
+    ranked.truncate(k);
+    Ok(ranked)
 }
 
-fn search_segment<'a>(
-    view: &TableView,
-    s: &'a Segment,
-    filter: &Compiled,
-    filtered: bool,
+/// The key slot of column `col` in memtable rows.
+fn slot_of(t: &TableState, col: u16) -> usize {
+    match t.layout.slots.get(col as usize) {
+        Some(crate::storage::Slot::Key(k)) => *k as usize,
+        _ => usize::MAX,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn search_segment<'s>(
+    t: &'s TableState,
+    s: &'s SegState,
+    col: KeyCol,
+    pred: &Pred,
     probe: &Probe<'_>,
-    ef: usize,
-    pool: &mut Pool<'a>,
+    p: &SearchParams,
+    k: usize,
+    pool: &mut Pool<'s>,
 ) {
-    // Whole columns, fetched once: the per-row checks below index them.
-    let (ids, metas) = (s.ids(), s.metas());
-    let deletes = view.has_deletes();
+    let seg = &s.seg;
+    let bound = pred.bind(seg);
+    if matches!(bound, Bound::False) {
+        return;
+    }
+    let kd: KeyData<'s> = seg.key(col.0 .0 as usize, &t.schema);
+    let ids = seg.ids();
+    let deletes = &s.deletes;
+    let has_deletes = !deletes.is_empty();
+    let patched = |id: u64, c: u16| t.patches.get(id, c).and_then(|p| p.fixed(c));
+    let trivial = matches!(bound, Bound::True);
     let admit = |i: u32| {
-        let (id, i) = (ids[i as usize], i as usize);
-        !(deletes && view.is_deleted(id)) && filter.matches_meta(&metas[i], id)
+        let i = i as usize;
+        !(has_deletes && deletes.contains(i)) && (trivial || bound.holds(i, ids[i], &patched))
     };
-    match plan::choose(s, probe.metric, ef, filtered, &admit) {
+    let graph = GraphRef::parse(kd.graph, seg.rows).filter(|g| g.metric == probe.metric);
+    let candidates = if trivial { None } else { bound.candidates(seg) };
+    let filtered = !trivial || has_deletes;
+    let ef = p.ef.max(k);
+    let push = |pool: &mut Pool<'s>, i: usize| {
+        let d = if probe.exact {
+            distance(probe.metric, probe.key, kd.key(i))
+        } else {
+            probe.approx(&[], kd.code(i), kd.scales[i], kd.norms[i])
+        };
+        if pool.admits(d) {
+            pool.push(d, ids[i], At::Seg(seg, i as u32));
+        }
+    };
+    match plan::choose(seg.rows, graph, ef, filtered, candidates.as_deref(), &admit, p.plan) {
         Plan::Graph { graph, ef } => {
-            for n in hnsw::search::search(&graph, s.codes(), s.dim, &probe.graph, ef, &admit) {
-                pool.push(n.d, segment_row(s, n.node as usize));
+            for n in hnsw::search::search(&graph, kd.codes, kd.dim, &probe.graph, ef, &admit) {
+                let i = n.node as usize;
+                pool.push(n.d, ids[i], At::Seg(seg, n.node));
+            }
+        }
+        Plan::Candidates => {
+            for &i in candidates.as_deref().unwrap_or(&[]) {
+                if (i as usize) < seg.rows && admit(i) {
+                    push(pool, i as usize);
+                }
             }
         }
         Plan::Scan => {
-            let (codes, scales, norms, dim) = (s.codes(), s.scales(), s.norms(), s.dim);
-            let mut score = |i: usize| {
-                let d = if probe.exact {
-                    distance(probe.metric, probe.key, s.key(i))
-                } else {
-                    let code = &codes[i * dim..(i + 1) * dim];
-                    code_distance(
-                        probe.metric,
-                        &probe.code,
-                        probe.scale,
-                        probe.norm,
-                        code,
-                        scales[i],
-                        norms[i],
-                    )
-                };
-                if pool.admits(d) {
-                    pool.push(d, segment_row(s, i));
+            for i in 0..seg.rows {
+                if admit(i as u32) {
+                    push(pool, i);
                 }
-            };
-            match filter.ids().filter(|set| set.len().saturating_mul(16) < s.rows) {
-                // A small id set: look its rows up instead of checking them all.
-                Some(set) => set
-                    .iter()
-                    .filter_map(|&id| s.find(id))
-                    .filter(|&i| admit(i as u32))
-                    .for_each(&mut score),
-                None => (0..s.rows).filter(|&i| admit(i as u32)).for_each(&mut score),
             }
         }
     }

@@ -16,45 +16,93 @@ pub const WAL_MAGIC: [u8; 8] = *b"ENGRMWAL";
 pub const SEGMENT_MAGIC: [u8; 8] = *b"ENGRMSEG";
 /// Magic number of the manifest.
 pub const MANIFEST_MAGIC: [u8; 8] = *b"ENGRMMAN";
+/// Magic number of patch files.
+pub const PATCH_MAGIC: [u8; 8] = *b"ENGRMPAT";
 
-/// On-disk format versions, oldest first.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-#[repr(u32)]
-pub enum FormatVersion {
-    /// The first format: WAL, columnar segments, rkyv manifest.
-    V1 = 1,
-    /// Segments gain a last section holding their search index.
-    V2 = 2,
+macro_rules! versions {
+    ($(#[$m:meta])* $name:ident, $what:expr, current $cur:ident, oldest $old:ident, { $($(#[$vm:meta])* $v:ident = $n:expr),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+        #[repr(u32)]
+        pub enum $name { $($(#[$vm])* $v = $n),+ }
+
+        impl $name {
+            /// The version this build writes.
+            pub const CURRENT: $name = $name::$cur;
+            /// The oldest version this build reads.
+            pub const OLDEST_SUPPORTED: $name = $name::$old;
+            /// Every version, oldest first.
+            pub const ALL: &'static [$name] = &[$($name::$v),+];
+
+            /// Decode a stored version number.
+            pub fn from_u32(v: u32) -> Option<$name> {
+                match v { $($n => Some($name::$v),)+ _ => None }
+            }
+
+            /// Check a version read from `path`.
+            pub fn check(path: &Path, found: u32) -> Result<$name> {
+                match Self::from_u32(found) {
+                    Some(v) if v >= Self::OLDEST_SUPPORTED => Ok(v),
+                    _ => Err(Error::UnsupportedVersion {
+                        path: path.to_path_buf(),
+                        what: $what,
+                        found,
+                        oldest: Self::OLDEST_SUPPORTED as u32,
+                        current: Self::CURRENT as u32,
+                    }),
+                }
+            }
+        }
+    };
 }
 
-impl FormatVersion {
-    /// The version this build writes.
-    pub const CURRENT: FormatVersion = FormatVersion::V2;
-    /// The oldest version this build reads.
-    pub const OLDEST_SUPPORTED: FormatVersion = FormatVersion::V1;
-
-    /// Decode a stored version number.
-    pub fn from_u32(v: u32) -> Option<FormatVersion> {
-        match v {
-            1 => Some(FormatVersion::V1),
-            2 => Some(FormatVersion::V2),
-            _ => None,
-        }
+versions!(
+    /// Format versions of WAL files (`wal-N.log`), oldest first. Versions 1
+    /// and 2 were one number stamped on every file of a store; their WAL
+    /// records are the same.
+    WalVersion, "WAL", current V3, oldest V1, {
+        /// Records of the one fixed row shape.
+        V1 = 1,
+        /// As V1 (the store's segments gained graphs).
+        V2 = 2,
+        /// Records of rows with a schema; updates.
+        V3 = 3,
     }
+);
 
-    /// Check a version read from `path`.
-    pub fn check(path: &Path, found: u32) -> Result<FormatVersion> {
-        match Self::from_u32(found) {
-            Some(v) if v >= Self::OLDEST_SUPPORTED => Ok(v),
-            _ => Err(Error::UnsupportedVersion {
-                path: path.to_path_buf(),
-                found,
-                oldest: Self::OLDEST_SUPPORTED as u32,
-                current: Self::CURRENT as u32,
-            }),
-        }
+versions!(
+    /// Format versions of the manifest (`MANIFEST`), oldest first. Versions
+    /// 1 and 2 were one number stamped on every file of a store; their
+    /// manifests are the same.
+    ManifestVersion, "manifest", current V3, oldest V1, {
+        /// Tables of one fixed row shape, one store-wide symbol list.
+        V1 = 1,
+        /// As V1 (the store's segments gained graphs).
+        V2 = 2,
+        /// Tables with schemas; deletes per segment; patch files.
+        V3 = 3,
     }
-}
+);
+
+versions!(
+    /// Format versions of segment files (`seg-N.seg`), oldest first.
+    SegmentVersion, "segment", current V3, oldest V1, {
+        /// 15 fixed sections of the one row shape.
+        V1 = 1,
+        /// V1 plus a 16th section holding the HNSW graph.
+        V2 = 2,
+        /// A directory of (column, part) sections described by the table's schema.
+        V3 = 3,
+    }
+);
+
+versions!(
+    /// Format versions of patch files (`pat-N.pat`), oldest first.
+    PatchVersion, "patch", current V1, oldest V1, {
+        /// Updated values of segment rows, as an rkyv list.
+        V1 = 1,
+    }
+);
 
 /// Read a little-endian u32 at `off` of a buffer already known to be long enough.
 pub(crate) fn le_u32(b: &[u8], off: usize) -> u32 {
@@ -94,13 +142,57 @@ mod tests {
     use super::*;
 
     #[test]
-    fn version_round_trips_and_unknown_is_typed_error() {
-        for v in [FormatVersion::V1, FormatVersion::V2] {
-            assert_eq!(FormatVersion::from_u32(v as u32), Some(v));
+    fn versions_round_trip_and_unknown_is_a_typed_error() {
+        fn all<V: Copy + PartialOrd + std::fmt::Debug>(
+            vs: &[V],
+            from: impl Fn(u32) -> Option<V>,
+            n: impl Fn(V) -> u32,
+            old: V,
+            cur: V,
+        ) {
+            for v in vs {
+                assert_eq!(from(n(*v)).map(&n), Some(n(*v)));
+            }
+            assert!(old <= cur);
         }
-        assert!(FormatVersion::OLDEST_SUPPORTED <= FormatVersion::CURRENT);
-        let e = FormatVersion::check(Path::new("x"), 99).unwrap_err();
-        assert!(matches!(e, Error::UnsupportedVersion { found: 99, .. }));
-        assert!(e.to_string().contains("reads versions 1 to 2"));
+        all(
+            WalVersion::ALL,
+            WalVersion::from_u32,
+            |v| v as u32,
+            WalVersion::OLDEST_SUPPORTED,
+            WalVersion::CURRENT,
+        );
+        all(
+            ManifestVersion::ALL,
+            ManifestVersion::from_u32,
+            |v| v as u32,
+            ManifestVersion::OLDEST_SUPPORTED,
+            ManifestVersion::CURRENT,
+        );
+        all(
+            SegmentVersion::ALL,
+            SegmentVersion::from_u32,
+            |v| v as u32,
+            SegmentVersion::OLDEST_SUPPORTED,
+            SegmentVersion::CURRENT,
+        );
+        all(
+            PatchVersion::ALL,
+            PatchVersion::from_u32,
+            |v| v as u32,
+            PatchVersion::OLDEST_SUPPORTED,
+            PatchVersion::CURRENT,
+        );
+        let e = SegmentVersion::check(Path::new("x"), 99).unwrap_err();
+        assert!(matches!(
+            e,
+            Error::UnsupportedVersion {
+                found: 99,
+                what: "segment",
+                ..
+            }
+        ));
+        assert!(e.to_string().contains("segment format version 99"), "{e}");
+        assert!(e.to_string().contains("versions 1 to 3"), "{e}");
     }
 }

@@ -24,7 +24,9 @@ use std::path::{Path, PathBuf};
 use rkyv::{Archive, Deserialize, Serialize};
 
 use super::codec;
-use super::format::{le_u32, le_u64, write_atomic, FormatVersion, MANIFEST_MAGIC};
+use super::format::{le_u32, le_u64, write_atomic, ManifestVersion, MANIFEST_MAGIC};
+use super::legacy;
+use super::schema::Schema;
 use crate::error::{corrupt, Error, Result};
 
 const HEADER_LEN: usize = 56;
@@ -39,6 +41,8 @@ pub(crate) struct SegmentEntry {
     pub min_id: u64,
     pub max_id: u64,
     pub bytes: u64,
+    /// Positions of its deleted rows, increasing.
+    pub deleted: Vec<u32>,
 }
 
 /// A table as the manifest lists it.
@@ -46,11 +50,12 @@ pub(crate) struct SegmentEntry {
 pub(crate) struct TableEntry {
     pub id: u32,
     pub name: String,
-    pub dim: u32,
+    pub schema: Schema,
     pub next_row_id: u64,
+    /// In row-id order.
     pub segments: Vec<SegmentEntry>,
-    /// Deleted ids of rows that live in this table's segments.
-    pub tombstones: Vec<u64>,
+    /// The patch file holding updates of segment rows, if any.
+    pub patch_file: Option<u64>,
 }
 
 /// The durable description of a store.
@@ -66,10 +71,15 @@ pub(crate) struct Manifest {
     /// The WAL holding every change after `flushed_lsn`.
     pub wal_id: u64,
     pub flushed_lsn: u64,
+    /// Next id for a segment or patch file.
     pub next_segment_id: u64,
-    /// Interned namespace/session strings; id 0 is the empty string.
-    pub symbols: Vec<String>,
     pub tables: Vec<TableEntry>,
+}
+
+/// A manifest as read: today's, or a format 1 one (legacy tables).
+pub(crate) enum Loaded {
+    Current(Manifest),
+    Legacy(legacy::Manifest),
 }
 
 /// Path of the manifest of store directory `dir`.
@@ -77,7 +87,7 @@ pub(crate) fn manifest_path(dir: &Path) -> PathBuf {
     dir.join("MANIFEST")
 }
 
-fn check_header(path: &Path, h: &[u8]) -> Result<(u64, u64, u32)> {
+fn check_header(path: &Path, h: &[u8]) -> Result<(u64, u64, u32, ManifestVersion)> {
     if h.len() < HEADER_LEN || h[0..8] != MANIFEST_MAGIC {
         return Err(Error::BadMagic {
             path: path.to_path_buf(),
@@ -87,7 +97,7 @@ fn check_header(path: &Path, h: &[u8]) -> Result<(u64, u64, u32)> {
     if crc32fast::hash(&h[0..36]) != le_u32(h, 36) {
         return Err(corrupt(path, 0, "manifest header checksum mismatch"));
     }
-    FormatVersion::check(path, le_u32(h, 8))?;
+    let version = ManifestVersion::check(path, le_u32(h, 8))?;
     let len = le_u64(h, 24);
     if len > MAX_PAYLOAD {
         return Err(corrupt(
@@ -96,7 +106,7 @@ fn check_header(path: &Path, h: &[u8]) -> Result<(u64, u64, u32)> {
             format!("manifest payload length {len} is implausible"),
         ));
     }
-    Ok((le_u64(h, 16), len, le_u32(h, 32)))
+    Ok((le_u64(h, 16), len, le_u32(h, 32), version))
 }
 
 /// Which manifest is current: `(incarnation, generation)`.
@@ -109,7 +119,7 @@ pub(crate) fn read_stamp(dir: &Path) -> Result<Stamp> {
     let mut h = [0u8; HEADER_LEN];
     f.read_exact(&mut h)
         .map_err(|_| corrupt(&path, 0, "manifest header is truncated"))?;
-    let (generation, _, _) = check_header(&path, &h)?;
+    let (generation, ..) = check_header(&path, &h)?;
     Ok((check_incarnation(&path, &h)?, generation))
 }
 
@@ -132,10 +142,10 @@ fn not_found_or_io(dir: &Path, path: &Path, e: std::io::Error) -> Error {
 }
 
 /// Read and validate the manifest of `dir`.
-pub(crate) fn read(dir: &Path) -> Result<Manifest> {
+pub(crate) fn read(dir: &Path) -> Result<Loaded> {
     let path = manifest_path(dir);
     let bytes = std::fs::read(&path).map_err(|e| not_found_or_io(dir, &path, e))?;
-    let (generation, len, crc) = check_header(&path, &bytes)?;
+    let (generation, len, crc, version) = check_header(&path, &bytes)?;
     let payload = &bytes[HEADER_LEN..];
     if payload.len() as u64 != len {
         return Err(corrupt(
@@ -147,8 +157,21 @@ pub(crate) fn read(dir: &Path) -> Result<Manifest> {
     if crc32fast::hash(payload) != crc {
         return Err(corrupt(&path, HEADER_LEN as u64, "manifest payload checksum mismatch"));
     }
-    let m: Manifest = codec::decode(payload).map_err(|e| corrupt(&path, HEADER_LEN as u64, e))?;
-    if m.generation != generation || m.incarnation != check_incarnation(&path, &bytes)? {
+    let incarnation = check_incarnation(&path, &bytes)?;
+    let bad = |e: String| corrupt(&path, HEADER_LEN as u64, e);
+    let (m, stamp) = match version {
+        ManifestVersion::V1 | ManifestVersion::V2 => {
+            let m: legacy::Manifest = codec::decode(payload).map_err(bad)?;
+            let stamp = (m.generation, m.incarnation);
+            (Loaded::Legacy(m), stamp)
+        }
+        ManifestVersion::V3 => {
+            let m: Manifest = codec::decode(payload).map_err(bad)?;
+            let stamp = (m.generation, m.incarnation);
+            (Loaded::Current(m), stamp)
+        }
+    };
+    if stamp != (generation, incarnation) {
         return Err(corrupt(&path, 16, "manifest header disagrees with its payload"));
     }
     Ok(m)
@@ -157,10 +180,10 @@ pub(crate) fn read(dir: &Path) -> Result<Manifest> {
 /// Publish `m` atomically as the manifest of `dir`.
 pub(crate) fn write(dir: &Path, m: &Manifest) -> Result<()> {
     let path = manifest_path(dir);
-    let payload = codec::encode(m).map_err(|e| Error::InvalidArgument(format!("cannot encode manifest: {e}")))?;
+    let payload = codec::encode(m).map_err(|e| Error::Internal(format!("cannot encode manifest: {e}")))?;
     let mut bytes = vec![0u8; HEADER_LEN];
     bytes[0..8].copy_from_slice(&MANIFEST_MAGIC);
-    bytes[8..12].copy_from_slice(&(FormatVersion::CURRENT as u32).to_le_bytes());
+    bytes[8..12].copy_from_slice(&(ManifestVersion::CURRENT as u32).to_le_bytes());
     bytes[16..24].copy_from_slice(&m.generation.to_le_bytes());
     bytes[24..32].copy_from_slice(&(payload.len() as u64).to_le_bytes());
     bytes[32..36].copy_from_slice(&crc32fast::hash(&payload).to_le_bytes());
@@ -189,11 +212,10 @@ mod tests {
             wal_id: 2,
             flushed_lsn: 10,
             next_segment_id: 4,
-            symbols: vec![String::new(), "ns".into()],
             tables: vec![TableEntry {
                 id: 1,
                 name: "t".into(),
-                dim: 4,
+                schema: Schema::builder().symbol("ns").build().unwrap(),
                 next_row_id: 9,
                 segments: vec![SegmentEntry {
                     id: 3,
@@ -201,8 +223,9 @@ mod tests {
                     min_id: 0,
                     max_id: 8,
                     bytes: 100,
+                    deleted: vec![2],
                 }],
-                tombstones: vec![2],
+                patch_file: Some(2),
             }],
         }
     }
@@ -211,7 +234,7 @@ mod tests {
     fn round_trips_and_every_flipped_byte_is_a_clean_error() {
         let dir = tempfile::tempdir().unwrap();
         write(dir.path(), &sample()).unwrap();
-        assert_eq!(read(dir.path()).unwrap(), sample());
+        assert!(matches!(read(dir.path()).unwrap(), Loaded::Current(m) if m == sample()));
         assert_eq!(read_stamp(dir.path()).unwrap(), (0xdead_beef, 3));
         let path = manifest_path(dir.path());
         let good = std::fs::read(&path).unwrap();

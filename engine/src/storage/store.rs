@@ -3,113 +3,36 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::RwLock;
 
 use super::batch::WriteBatch;
-use super::format::sync_dir;
-use super::manifest::{self, Manifest};
-use super::memtable::MemRow;
-use super::segment::Segment;
-use super::state::{State, TableState};
-use super::symbols::Symbols;
-use super::types::{Dim, Meta, MetaRecord, Row, RowId, TableId};
-use super::view::TableView;
-use super::wal::{self, SyncPolicy, WalWriter};
-use super::writer::{self, MergeReport, MergeScope, Outcome, Pending, Writer};
-use super::{lock, Kind, Scope, SegmentIndexer, Tier};
-use crate::error::{corrupt, Error, IoContext, Result};
+use super::commit::{self, Outcome, Pending, WriteReport};
+use super::flush;
+use super::inner::Inner;
+use super::manifest;
+use super::merge::{self, MergeReport, MergeScope};
+use super::open;
+use super::options::{Mode, StoreOptions};
+use super::role::Writer;
+use super::row::Row;
+use super::schema::Schema;
+use super::state::State;
+use super::types::{RowId, TableId};
+use super::update::Update;
+use super::view::Snapshot;
+use super::wal;
+use crate::error::{Error, Result};
 
-/// Whether a handle writes.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
-pub enum Mode {
-    /// The one writer: holds the store's exclusive lock.
-    #[default]
-    Writer,
-    /// A reader: takes no lock, never blocks the writer, and catches up with
-    /// the writer's newest manifest and log on each call.
-    Reader,
-}
-
-/// How to open a store.
-///
-/// ```
-/// use engram::storage::{StoreOptions, SyncPolicy, Mode};
-/// let opts = StoreOptions { sync: SyncPolicy::Batch, ..StoreOptions::default() };
-/// assert_eq!(opts.mode, Mode::Writer);
-/// ```
-#[derive(Clone, Debug)]
-pub struct StoreOptions {
-    /// Writer or reader.
-    pub mode: Mode,
-    /// When the WAL is fsynced.
-    pub sync: SyncPolicy,
-    /// Flush the memtables to segments once they hold this many bytes.
-    pub memtable_bytes: usize,
-    /// How long a writer waits for another writer to release the lock.
-    pub lock_timeout: Duration,
-    /// Check every segment checksum on open (reads every byte; off by default
-    /// so that opening costs the same at any size — see [`Store::verify`]).
-    pub verify_checksums: bool,
-    /// A label recorded in a store that [`Store::create`] makes (e.g. which
-    /// source the store is derived from); ignored when opening.
-    pub tag: String,
-    /// Builds each merged segment's search index (`engram::index::Hnsw`);
-    /// `None` writes segments without one, which searches scan exactly.
-    pub indexer: Option<Arc<dyn SegmentIndexer>>,
-    /// With an indexer: right after each flush (automatic or explicit), merge
-    /// the segments that have no index into one that has, so that searches
-    /// walk a graph rather than scan them. The graph is built outside the
-    /// lock commits wait on, by the thread whose commit filled the memtable
-    /// (or the caller of [`Store::flush`]). Bulk loads that end with
-    /// [`Store::optimize`] turn it off to build one graph instead of several.
-    pub index_on_flush: bool,
-}
-
-impl Default for StoreOptions {
-    fn default() -> Self {
-        StoreOptions {
-            mode: Mode::Writer,
-            sync: SyncPolicy::Always,
-            memtable_bytes: 64 << 20,
-            lock_timeout: Duration::from_secs(10),
-            verify_checksums: false,
-            tag: String::new(),
-            indexer: None,
-            index_on_flush: true,
-        }
-    }
-}
-
-impl StoreOptions {
-    /// Options for a read-only handle.
-    pub fn reader() -> StoreOptions {
-        StoreOptions {
-            mode: Mode::Reader,
-            ..StoreOptions::default()
-        }
-    }
-}
-
-/// A table's name, id and dimension.
+/// A table's name, id and schema.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TableInfo {
     /// Id.
     pub id: TableId,
     /// Name.
     pub name: String,
-    /// Key dimension.
-    pub dim: Dim,
-}
-
-/// What [`Store::write`] did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct WriteReport {
-    /// Rows inserted.
-    pub inserted: usize,
-    /// Rows deleted (ids that named no live row are not counted).
-    pub deleted: usize,
+    /// Columns.
+    pub schema: Arc<Schema>,
 }
 
 /// Counts for one table.
@@ -125,13 +48,16 @@ pub struct TableStats {
     pub memtable_rows: u64,
     /// Deleted rows not yet dropped by a merge or flush.
     pub deleted_rows: u64,
+    /// Rows with updates not yet folded into their segment.
+    pub patched_rows: u64,
     /// Sealed segments.
     pub segments: usize,
     /// Bytes of the table's segment files.
     pub segment_bytes: u64,
-    /// Rows in segments that carry a search index (the rest are scanned).
+    /// Rows in segments whose key columns carry every graph they ask for
+    /// (the rest are scanned).
     pub indexed_rows: u64,
-    /// Bytes of those indexes (inside `segment_bytes`).
+    /// Bytes of those graphs (inside `segment_bytes`).
     pub index_bytes: u64,
 }
 
@@ -146,54 +72,33 @@ pub struct StoreStats {
     pub memtable_bytes: u64,
     /// Per table.
     pub tables: Vec<TableStats>,
-    /// The error of the last automatic flush, if it failed.
+    /// The error of the last automatic flush or graph build, if it failed.
     pub last_flush_error: Option<String>,
-}
-
-pub(crate) struct Inner {
-    pub dir: PathBuf,
-    pub opts: StoreOptions,
-    pub state: RwLock<State>,
-    pub flush_error: Mutex<Option<String>>,
-    /// Set when a write failed in a way that leaves its outcome unknown; every
-    /// later write is refused until the store is reopened.
-    pub failed: Mutex<Option<String>>,
-}
-
-impl Inner {
-    /// Refuse further writes on this handle because of `e`, and return it.
-    pub fn fail(&self, e: Error) -> Error {
-        self.failed.lock().get_or_insert_with(|| e.to_string());
-        e
-    }
-
-    pub fn check_not_failed(&self) -> Result<()> {
-        match &*self.failed.lock() {
-            Some(why) => Err(Error::WriterFailed(why.clone())),
-            None => Ok(()),
-        }
-    }
 }
 
 /// A store: one directory of tables. `Store` is `Send + Sync`; share it
 /// between threads behind an `Arc`.
 ///
 /// ```
-/// use engram::storage::{Store, StoreOptions, Row, Dim};
+/// use engram::storage::{Dim, KeySpec, Row, Schema, Store, StoreOptions};
 ///
 /// let dir = tempfile::tempdir().unwrap();
 /// let path = dir.path().join("s");
+/// let schema = Schema::builder().key("k", KeySpec::new(Dim::new(2).unwrap())).build().unwrap();
+/// let k = schema.key("k").unwrap();
 /// {
 ///     let store = Store::create(&path, StoreOptions::default()).unwrap();
-///     let t = store.create_table("t", Dim::new(2).unwrap()).unwrap();
-///     let ids = store.insert_batch(t, vec![Row::new(vec![1.0, 2.0]), Row::new(vec![3.0, 4.0])]).unwrap();
+///     let t = store.create_table("t", schema.clone()).unwrap();
+///     let rows = vec![Row::new(&schema).with(k, vec![1.0, 2.0]), Row::new(&schema).with(k, vec![3.0, 4.0])];
+///     let ids = store.insert_batch(t, rows).unwrap();
 ///     store.delete(t, ids[0]).unwrap();
 ///     store.flush().unwrap();
 /// }
 /// let store = Store::open(&path, StoreOptions::default()).unwrap();
 /// let t = store.table("t").unwrap();
-/// let rows: Vec<_> = store.scan(t).unwrap().map(|r| r.unwrap().1.key).collect();
-/// assert_eq!(rows, vec![vec![3.0, 4.0]]);
+/// let snap = store.snapshot().unwrap();
+/// let keys: Vec<Vec<f32>> = snap.table(t).unwrap().rows().map(|r| r.key(k).to_vec()).collect();
+/// assert_eq!(keys, vec![vec![3.0, 4.0]]);
 /// ```
 pub struct Store {
     inner: Inner,
@@ -201,17 +106,6 @@ pub struct Store {
     /// or between [`Store::begin_write`] and [`Store::end_write`] by a reader.
     writer: RwLock<Option<Arc<Writer>>>,
     permanent_writer: bool,
-}
-
-/// A random id for a new store: time, process and a per-process random hash
-/// key, so stores recreated at one path are told apart.
-fn new_incarnation(dir: &Path) -> u64 {
-    use std::hash::{BuildHasher, Hash, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    std::time::SystemTime::now().hash(&mut h);
-    std::process::id().hash(&mut h);
-    dir.hash(&mut h);
-    h.finish()
 }
 
 fn check_table_name(name: &str) -> Result<()> {
@@ -231,35 +125,15 @@ impl Store {
         if opts.mode == Mode::Reader {
             return Err(Error::ReadOnly);
         }
-        std::fs::create_dir_all(&dir).at(&dir)?;
-        let lock = lock::acquire(&dir, opts.lock_timeout, &|| false)?;
-        if manifest::manifest_path(&dir).exists() {
-            return Err(Error::AlreadyExists(dir));
-        }
-        WalWriter::create(&dir, 1, opts.sync)?;
-        manifest::write(
-            &dir,
-            &Manifest {
-                generation: 1,
-                incarnation: new_incarnation(&dir),
-                tag: opts.tag.clone(),
-                watermark: 0,
-                wal_id: 1,
-                flushed_lsn: 0,
-                next_segment_id: 1,
-                symbols: vec![String::new()],
-                tables: Vec::new(),
-            },
-        )?;
-        if let Some(parent) = dir.parent() {
-            let _ = sync_dir(parent);
-        }
-        Self::open_locked(dir, opts, lock)
+        let lock = open::create(&dir, &opts)?;
+        Self::writer_from(dir, opts, lock)
     }
 
     /// Open the store in `path`, recovering from a crash if needed: the
     /// manifest's segments are mapped and the WAL is replayed up to its first
-    /// torn or corrupt record (which a writer then cuts off).
+    /// torn or corrupt record (which a writer then cuts off). A writer that
+    /// opens a store of the first format (format 2 segments) rewrites it in
+    /// today's format first; a reader reads it as it is.
     pub fn open(path: impl AsRef<Path>, opts: StoreOptions) -> Result<Store> {
         Self::open_with_cancel(path, opts, &|| false)
     }
@@ -273,13 +147,26 @@ impl Store {
         match opts.mode {
             Mode::Reader => {
                 let st = State::load(&dir, opts.verify_checksums, &HashMap::new())?;
-                Ok(Store::from_parts(dir, opts, st, None))
+                Ok(Store {
+                    inner: Inner::new(dir, opts, st),
+                    writer: RwLock::new(None),
+                    permanent_writer: false,
+                })
             }
             Mode::Writer => {
-                let lock = lock::acquire(&dir, opts.lock_timeout, cancelled)?;
-                Self::open_locked(dir, opts, lock)
+                let lock = super::lock::acquire(&dir, opts.lock_timeout, cancelled)?;
+                Self::writer_from(dir, opts, lock)
             }
         }
+    }
+
+    fn writer_from(dir: PathBuf, opts: StoreOptions, lock: std::fs::File) -> Result<Store> {
+        let (inner, w) = open::open_writer(&dir, opts, lock)?;
+        Ok(Store {
+            inner,
+            writer: RwLock::new(Some(Arc::new(w))),
+            permanent_writer: true,
+        })
     }
 
     /// Open if a store exists at `path`, create it otherwise.
@@ -291,27 +178,6 @@ impl Store {
         }
     }
 
-    fn open_locked(dir: PathBuf, opts: StoreOptions, lock: std::fs::File) -> Result<Store> {
-        let st = State::load(&dir, opts.verify_checksums, &HashMap::new())?;
-        let wal = WalWriter::reopen(&dir, st.wal_id, st.wal_end, opts.sync)?;
-        writer::remove_orphans(&dir, &st)?;
-        Ok(Store::from_parts(dir, opts, st, Some(Writer::new(lock, wal))))
-    }
-
-    fn from_parts(dir: PathBuf, opts: StoreOptions, st: State, writer: Option<Writer>) -> Store {
-        Store {
-            inner: Inner {
-                dir,
-                opts,
-                state: RwLock::new(st),
-                flush_error: Mutex::new(None),
-                failed: Mutex::new(None),
-            },
-            permanent_writer: writer.is_some(),
-            writer: RwLock::new(writer.map(Arc::new)),
-        }
-    }
-
     /// Take the writer role on a reader handle: wait for the store's lock (up
     /// to `timeout`, polling `cancelled`), catch up with everything the
     /// previous writer logged, and cut off any torn tail it left. Until
@@ -320,25 +186,21 @@ impl Store {
         if self.writer.read().is_some() {
             return Ok(());
         }
-        let lock = lock::acquire(&self.inner.dir, timeout, cancelled)?;
-        self.refresh()?;
-        let wal = {
-            let st = self.inner.state.read();
-            WalWriter::reopen(&self.inner.dir, st.wal_id, st.wal_end, self.inner.opts.sync)?
-        };
-        *self.writer.write() = Some(Arc::new(Writer::new(lock, wal)));
+        let w = open::take_role(&self.inner, timeout, cancelled)?;
+        *self.writer.write() = Some(Arc::new(w));
         Ok(())
     }
 
     /// Give the writer role back (fsyncing the WAL first); a no-op on a handle
-    /// opened as [`Mode::Writer`].
+    /// opened as [`Mode::Writer`]. On a failed handle the role is given back
+    /// too, and the failure returned.
     pub fn end_write(&self) -> Result<()> {
         if self.permanent_writer {
             return Ok(());
         }
         let w = self.writer.write().take();
         match w {
-            Some(w) => w.exclusive(&self.inner, |wal| wal.sync()),
+            Some(w) => w.io(&self.inner).and_then(|mut wal| wal.sync()),
             None => Ok(()),
         }
     }
@@ -365,58 +227,41 @@ impl Store {
         if self.is_writer() {
             return Ok(());
         }
-        let dir = &self.inner.dir;
-        let stamp = manifest::read_stamp(dir)?;
-        {
-            let st = self.inner.state.read();
-            if (st.incarnation, st.generation) == stamp {
-                match std::fs::metadata(wal::wal_path(dir, st.wal_id)) {
-                    Ok(m) if m.len() == st.wal_end => return Ok(()),
-                    _ => {}
-                }
-            }
-        }
-        let mut st = self.inner.state.write();
-        if (st.incarnation, st.generation) == stamp {
-            match st.catch_up(dir) {
-                Ok(_) => return Ok(()),
-                // The WAL was rotated away: a newer manifest exists.
-                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
-            }
-        }
-        let same_store = st.incarnation == stamp.0;
-        let reuse: HashMap<u64, Arc<Segment>> = st
-            .tables
-            .iter()
-            .flat_map(|t| t.segments.iter().map(|s| (s.id, s.clone())))
-            .filter(|_| same_store)
-            .collect();
-        *st = State::load(dir, self.inner.opts.verify_checksums, &reuse)?;
-        Ok(())
+        open::refresh(&self.inner)
     }
 
-    /// Create a table whose keys have dimension `dim`.
-    pub fn create_table(&self, name: &str, dim: Dim) -> Result<TableId> {
+    fn state(&self) -> Result<Arc<State>> {
+        self.refresh()?;
+        Ok(self.inner.current())
+    }
+
+    /// A consistent snapshot of every table: reads through it see the store
+    /// as it is now, whatever is written later (see [`Snapshot`]).
+    pub fn snapshot(&self) -> Result<Snapshot> {
+        Ok(Snapshot { state: self.state()? })
+    }
+
+    /// Create a table with `schema`.
+    pub fn create_table(&self, name: &str, schema: Schema) -> Result<TableId> {
         check_table_name(name)?;
-        match self.writer()?.commit(
+        schema.validate()?;
+        let w = self.writer()?;
+        match commit::commit(
+            &w,
             &self.inner,
             Pending::CreateTable {
                 name: name.to_string(),
-                dim,
+                schema,
             },
         )? {
-            Outcome::Table(id) => Ok(TableId(id)),
-            _ => Err(Error::InvalidArgument("unexpected commit outcome".into())),
+            (Outcome::Table(id), _) => Ok(TableId(id)),
+            _ => Err(Error::Internal("unexpected commit outcome".into())),
         }
     }
 
     /// Look a table up by name.
     pub fn table(&self, name: &str) -> Result<TableId> {
-        self.refresh()?;
-        self.inner
-            .state
-            .read()
+        self.state()?
             .table_by_name(name)
             .map(|t| TableId(t.id))
             .ok_or_else(|| Error::NoSuchTable(name.to_string()))
@@ -424,8 +269,12 @@ impl Store {
 
     /// All tables.
     pub fn tables(&self) -> Result<Vec<TableInfo>> {
-        self.refresh()?;
-        Ok(self.inner.state.read().tables.iter().map(info).collect())
+        Ok(self.state()?.tables.iter().map(info).collect())
+    }
+
+    /// The schema of `table`.
+    pub fn schema(&self, table: TableId) -> Result<Arc<Schema>> {
+        Ok(self.state()?.table(table)?.schema.clone())
     }
 
     /// Insert one row; returns its id once the row is durable per the sync policy.
@@ -436,70 +285,44 @@ impl Store {
     /// Insert rows atomically (one log record): after a crash either all of
     /// them are there or none. Ids are consecutive.
     pub fn insert_batch(&self, table: TableId, rows: Vec<Row>) -> Result<Vec<RowId>> {
-        let w = self.writer()?;
-        check_log_size(rows.iter())?;
-        {
-            let st = self.inner.state.read();
-            let t = st.table(table)?;
-            for r in &rows {
-                r.validate(&t.name, t.dim)?;
-            }
+        let mut b = WriteBatch::new();
+        for r in rows {
+            b.append(table, r);
         }
-        match w.commit(&self.inner, Pending::Insert { table: table.0, rows })? {
-            Outcome::Rows { first, count } => Ok((first..first + count).map(RowId).collect()),
-            _ => Err(Error::InvalidArgument("unexpected commit outcome".into())),
-        }
+        Ok(self.write(b)?.appended)
     }
 
-    /// Apply a [`WriteBatch`] atomically: one log record, so after a crash
-    /// either every change in it is there or none is.
-    pub fn write(&self, batch: WriteBatch) -> Result<WriteReport> {
-        let w = self.writer()?;
-        check_log_size(batch.inserts.values().flat_map(|rows| rows.values()))?;
-        {
-            let st = self.inner.state.read();
-            for (table, rows) in &batch.inserts {
-                let t = st.table(TableId(*table))?;
-                for r in rows.values() {
-                    r.validate(&t.name, t.dim)?;
-                }
-            }
-        }
-        match w.commit(&self.inner, Pending::Batch(batch))? {
-            Outcome::Batch { inserted, deleted } => Ok(WriteReport { inserted, deleted }),
-            _ => Err(Error::InvalidArgument("unexpected commit outcome".into())),
-        }
+    /// Apply `on_conflict` to the live row whose unique value is `row`'s, or
+    /// insert `row`: the row's id, and whether it was inserted.
+    ///
+    /// ```
+    /// use engram::storage::{FixedType, Row, Schema, Store, StoreOptions};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let store = Store::create(dir.path().join("s"), StoreOptions::default()).unwrap();
+    /// let s = Schema::builder().fixed("token", FixedType::U64).fixed("count", FixedType::U64).unique("token").build().unwrap();
+    /// let t = store.create_table("vocab", s.clone()).unwrap();
+    /// let (token, count) = (s.fixed::<u64>("token").unwrap(), s.fixed::<u64>("count").unwrap());
+    /// let row = || Row::new(&s).with(token, 42).with(count, 1);
+    /// let (a, new) = store.upsert(t, row(), vec![count.add(1)]).unwrap();
+    /// let (b, again) = store.upsert(t, row(), vec![count.add(1)]).unwrap();
+    /// assert!(new && !again && a == b);
+    /// assert_eq!(store.snapshot().unwrap().table(t).unwrap().get(a).unwrap().get(count), 2);
+    /// ```
+    pub fn upsert(&self, table: TableId, row: Row, on_conflict: Vec<Update>) -> Result<(RowId, bool)> {
+        let mut b = WriteBatch::new();
+        b.upsert(table, row, on_conflict);
+        self.write(b)?
+            .upserted
+            .first()
+            .copied()
+            .ok_or_else(|| Error::Internal("upsert lost its row".into()))
     }
 
-    /// The watermark recorded by the last [`WriteBatch`] that set one (0 if
-    /// none did): an application's note of how far the store reflects its
-    /// source, made durable atomically with the changes.
-    pub fn watermark(&self) -> Result<u64> {
-        self.refresh()?;
-        Ok(self.inner.state.read().watermark)
-    }
-
-    /// The label given at creation ([`StoreOptions::tag`]).
-    pub fn tag(&self) -> Result<String> {
-        self.refresh()?;
-        Ok(self.inner.state.read().tag.clone())
-    }
-
-    /// Ids of a table's live rows, in increasing order.
-    pub fn live_ids(&self, table: TableId) -> Result<Vec<RowId>> {
-        self.refresh()?;
-        let st = self.inner.state.read();
-        let t = st.table(table)?;
-        let mut ids: Vec<RowId> = t
-            .segments
-            .iter()
-            .flat_map(|s| s.ids().iter().copied())
-            .chain(t.memtable.iter().map(|r| r.id))
-            .filter(|id| !t.tombstones.contains(id))
-            .map(RowId)
-            .collect();
-        ids.sort_unstable();
-        Ok(ids)
+    /// Apply `updates` to row `id`; whether the row was live.
+    pub fn update(&self, table: TableId, id: RowId, updates: Vec<Update>) -> Result<bool> {
+        let mut b = WriteBatch::new();
+        b.update(table, id, updates);
+        Ok(self.write(b)?.updated == 1)
     }
 
     /// Delete a row; returns whether it existed.
@@ -509,131 +332,180 @@ impl Store {
 
     /// Delete rows atomically; returns how many existed.
     pub fn delete_batch(&self, table: TableId, ids: &[RowId]) -> Result<usize> {
-        let ids = ids.iter().map(|i| i.0).collect();
-        match self
-            .writer()?
-            .commit(&self.inner, Pending::Delete { table: table.0, ids })?
-        {
-            Outcome::Deleted(n) => Ok(n),
-            _ => Err(Error::InvalidArgument("unexpected commit outcome".into())),
+        let mut b = WriteBatch::new();
+        for id in ids {
+            b.delete(table, *id);
+        }
+        Ok(self.write(b)?.deleted)
+    }
+
+    /// Apply a [`WriteBatch`] atomically: one log record, so after a crash
+    /// either every change in it is there or none is.
+    pub fn write(&self, batch: WriteBatch) -> Result<WriteReport> {
+        let w = self.writer()?;
+        let batch = self.checked(batch)?;
+        let (outcome, flushed) = commit::commit(&w, &self.inner, Pending::Write(batch))?;
+        if flushed {
+            // Other commits go on while this one builds the new segment's
+            // graph; a merge already running leaves it to the next flush.
+            self.index_flushed(&w, false);
+        }
+        match outcome {
+            Outcome::Write(r) => Ok(r),
+            Outcome::Table(_) => Err(Error::Internal("unexpected commit outcome".into())),
         }
     }
 
-    /// Read one row.
-    pub fn get(&self, table: TableId, id: RowId) -> Result<Option<Row>> {
-        self.refresh()?;
-        let st = self.inner.state.read();
-        let t = st.table(table)?;
-        if t.tombstones.contains(&id.0) {
-            return Ok(None);
-        }
-        if let Some(r) = t.memtable.get(id.0) {
-            return mem_row(r, &st.symbols).map(Some);
-        }
-        for s in &t.segments {
-            if let Some(i) = s.find(id.0) {
-                return segment_row(s, i, &st.symbols).map(Some);
+    /// Normalize and check every row and update of `b` against its table's
+    /// schema, in the caller's thread, before it joins a commit group.
+    fn checked(&self, mut b: WriteBatch) -> Result<WriteBatch> {
+        let st = self.inner.current();
+        let schema = |t: u32| st.table(TableId(t)).map(|t| (t.name.as_str(), t.schema.clone()));
+        let norm = |t: u32, row: Row| -> Result<Row> {
+            let (name, s) = schema(t)?;
+            row.normalize(name, &s)
+        };
+        let check = |t: u32, ups: Vec<Update>| -> Result<Vec<Update>> {
+            let (name, s) = schema(t)?;
+            ups.into_iter().map(|u| u.check(name, &s)).collect()
+        };
+        for (t, rows) in b.inserts.iter_mut() {
+            for row in rows.values_mut() {
+                *row = norm(*t, std::mem::take(row))?;
             }
         }
-        Ok(None)
+        for (t, row) in b.appends.iter_mut() {
+            *row = norm(*t, std::mem::take(row))?;
+        }
+        for (t, row, ups) in b.upserts.iter_mut() {
+            *row = norm(*t, std::mem::take(row))?;
+            *ups = check(*t, std::mem::take(ups))?;
+        }
+        for (t, _, ups) in b.updates.iter_mut() {
+            *ups = check(*t, std::mem::take(ups))?;
+        }
+        for t in b.deletes.keys() {
+            schema(*t)?;
+        }
+        let bytes = b.log_bytes();
+        if bytes > wal::MAX_RECORD {
+            return Err(Error::TooLarge {
+                what: "a single atomic write",
+                bytes,
+                limit: wal::MAX_RECORD,
+            });
+        }
+        Ok(b)
     }
 
-    /// Iterate over a consistent snapshot of a table's live rows in id order.
-    /// Writes made after this call are not seen; the writer is never blocked.
+    /// After a flush: give the segments that have no graph one, when the
+    /// store indexes flushed segments; a failure shows in
+    /// [`StoreStats::last_flush_error`].
+    fn index_flushed(&self, w: &Writer, wait: bool) {
+        if self.inner.opts.indexer.is_none() || !self.inner.opts.index_on_flush {
+            return;
+        }
+        if let Err(e) = merge::merge(w, &self.inner, MergeScope::Unindexed, wait) {
+            *self.inner.flush_error.lock() = Some(e.to_string());
+        }
+    }
+
+    /// The watermark recorded by the last [`WriteBatch`] that set one (0 if
+    /// none did): an application's note of how far the store reflects its
+    /// source, made durable atomically with the changes.
+    pub fn watermark(&self) -> Result<u64> {
+        Ok(self.state()?.watermark)
+    }
+
+    /// The label given at creation ([`StoreOptions::tag`]).
+    pub fn tag(&self) -> Result<String> {
+        Ok(self.state()?.tag.clone())
+    }
+
+    /// Ids of a table's live rows, in increasing order.
+    pub fn live_ids(&self, table: TableId) -> Result<Vec<RowId>> {
+        let snap = self.snapshot()?;
+        let t = snap.table(table)?;
+        Ok(t.rows().map(|r| r.id()).collect())
+    }
+
+    /// Read one row, decoded whole (see [`Snapshot`] to read columns in place).
+    pub fn get(&self, table: TableId, id: RowId) -> Result<Option<Row>> {
+        let snap = self.snapshot()?;
+        let t = snap.table(table)?;
+        t.get(id).map(|r| r.to_row()).transpose()
+    }
+
+    /// A snapshot iterator over a table's live rows in id order, decoded
+    /// whole. Writes made after this call are not seen; the writer is never
+    /// blocked.
     pub fn scan(&self, table: TableId) -> Result<Scan> {
-        self.refresh()?;
-        let st = self.inner.state.read();
+        let state = self.state()?;
+        state.table(table)?;
         Ok(Scan {
-            table: st.table(table)?.clone(),
-            symbols: st.symbols.clone(),
+            state,
+            table,
             segment: 0,
             row: 0,
             mem: 0,
         })
     }
 
-    /// A consistent snapshot of a table's stored rows, for scans by the index
-    /// layer (see [`TableView`]).
-    pub fn view(&self, table: TableId) -> Result<TableView> {
-        self.refresh()?;
-        let st = self.inner.state.read();
-        Ok(TableView {
-            table: st.table(table)?.clone(),
-            symbols: st.symbols.clone(),
-        })
-    }
-
     /// Flush memtables to sealed segments and start a fresh WAL; then, with
     /// an indexer and [`StoreOptions::index_on_flush`], merge the segments
-    /// without an index into one that has an index (indexed segments keep
-    /// theirs).
+    /// without graphs into one that has them (segments with graphs keep theirs).
     pub fn flush(&self) -> Result<()> {
         let w = self.writer()?;
         self.flush_with(&w)?;
-        w.index_flushed(&self.inner, true)?;
+        if self.inner.opts.indexer.is_some() && self.inner.opts.index_on_flush {
+            merge::merge(&w, &self.inner, MergeScope::Unindexed, true)?;
+        }
         Ok(())
     }
 
     /// Flush as the writer `w`, clearing the error an automatic flush left.
     fn flush_with(&self, w: &Writer) -> Result<()> {
-        w.exclusive(&self.inner, |wal| writer::flush_locked(&self.inner, wal))?;
+        flush::flush_locked(&self.inner, &mut *w.io(&self.inner)?)?;
         *self.inner.flush_error.lock() = None;
         Ok(())
     }
 
-    /// Merge each table's segments into one, dropping deleted rows and
-    /// building the merged segment's index with [`StoreOptions::indexer`].
-    /// Commits, flushes and searches go on meanwhile; only one merge runs at
-    /// a time. Rows still in the memtable are not included: see
-    /// [`Store::optimize`].
+    /// Merge each table's segments into one, dropping deleted rows, folding
+    /// in updates, and building the merged segment's graphs with
+    /// [`StoreOptions::indexer`]. Commits, flushes and searches go on
+    /// meanwhile; only one merge runs at a time. Rows still in the memtable
+    /// are not included: see [`Store::optimize`].
     pub fn merge(&self) -> Result<MergeReport> {
-        self.writer()?.merge(&self.inner, MergeScope::All)
+        merge::merge(&*self.writer()?, &self.inner, MergeScope::All, true)
     }
 
     /// Flush, then merge each table into one segment: afterwards every live
-    /// row is in a single segment with one index (the fastest to search).
+    /// row is in a single segment with its graphs (the fastest to search).
     /// The flush leaves its segments to the merge rather than indexing them
     /// on their own.
-    ///
-    /// ```
-    /// use std::sync::Arc;
-    /// use engram::index::{Hnsw, SearchParams};
-    /// use engram::storage::{Dim, Row, Store, StoreOptions};
-    ///
-    /// let dir = tempfile::tempdir().unwrap();
-    /// let opts = StoreOptions { indexer: Some(Arc::new(Hnsw::default())), ..StoreOptions::default() };
-    /// let store = Store::create(dir.path().join("s"), opts).unwrap();
-    /// let t = store.create_table("t", Dim::new(2).unwrap()).unwrap();
-    /// store.insert_batch(t, (0..100).map(|i| Row::new(vec![1.0, i as f32])).collect()).unwrap();
-    /// store.optimize().unwrap();
-    /// let st = store.stats().unwrap();
-    /// assert_eq!((st.tables[0].segments, st.tables[0].indexed_rows), (1, 100));
-    /// ```
     pub fn optimize(&self) -> Result<MergeReport> {
         let w = self.writer()?;
         self.flush_with(&w)?;
-        w.merge(&self.inner, MergeScope::All)
+        merge::merge(&w, &self.inner, MergeScope::All, true)
     }
 
-    /// fsync the WAL now (useful under [`SyncPolicy::Batch`] or `Off`).
+    /// fsync the WAL now (useful under [`SyncPolicy::Batch`](super::SyncPolicy) or `Off`).
     pub fn sync(&self) -> Result<()> {
-        self.writer()?.exclusive(&self.inner, |wal| wal.sync())
+        self.writer()?.io(&self.inner)?.sync()
     }
 
     /// Check every segment's checksums (reads the whole store).
     pub fn verify(&self) -> Result<()> {
-        self.refresh()?;
-        let st = self.inner.state.read();
+        let st = self.state()?;
         st.tables
             .iter()
             .flat_map(|t| t.segments.iter())
-            .try_for_each(|s| s.verify())
+            .try_for_each(|s| s.seg.verify())
     }
 
     /// Counts and sizes.
     pub fn stats(&self) -> Result<StoreStats> {
-        self.refresh()?;
-        let st = self.inner.state.read();
+        let st = self.state()?;
         Ok(StoreStats {
             generation: st.generation,
             wal_bytes: st.wal_end,
@@ -641,26 +513,22 @@ impl Store {
             tables: st
                 .tables
                 .iter()
-                .map(|t| {
-                    let segment_rows = t.segment_rows();
-                    let memtable_rows = t.memtable.len() as u64;
-                    let deleted_rows = t.tombstones.len() as u64;
-                    TableStats {
-                        info: info(t),
-                        live_rows: segment_rows + memtable_rows - deleted_rows,
-                        segment_rows,
-                        memtable_rows,
-                        deleted_rows,
-                        segments: t.segments.len(),
-                        segment_bytes: t.segments.iter().map(|s| s.file_len()).sum(),
-                        indexed_rows: t
-                            .segments
-                            .iter()
-                            .filter(|s| !s.index_bytes().is_empty())
-                            .map(|s| s.rows as u64)
-                            .sum(),
-                        index_bytes: t.segments.iter().map(|s| s.index_bytes().len() as u64).sum(),
-                    }
+                .map(|t| TableStats {
+                    info: info(t),
+                    live_rows: t.live_rows(),
+                    segment_rows: t.segment_rows(),
+                    memtable_rows: t.memtable.len() as u64,
+                    deleted_rows: t.deleted_rows(),
+                    patched_rows: t.patches.len() as u64,
+                    segments: t.segments.len(),
+                    segment_bytes: t.segments.iter().map(|s| s.seg.file_len()).sum(),
+                    indexed_rows: t
+                        .segments
+                        .iter()
+                        .filter(|s| s.seg.indexed(&t.schema) && s.seg.index_bytes(&t.schema) > 0)
+                        .map(|s| s.seg.rows as u64)
+                        .sum(),
+                    index_bytes: t.segments.iter().map(|s| s.seg.index_bytes(&t.schema) as u64).sum(),
                 })
                 .collect(),
             last_flush_error: self.inner.flush_error.lock().clone(),
@@ -672,82 +540,25 @@ impl Drop for Store {
     fn drop(&mut self) {
         if let Some(w) = self.writer.get_mut() {
             // Best effort: under Batch/Off, make what was written durable.
-            let _ = w.exclusive(&self.inner, |wal| wal.sync());
+            if let Ok(mut wal) = w.io(&self.inner) {
+                let _ = wal.sync();
+            }
         }
     }
 }
 
-/// Refuse a change too large for one log record before it joins a commit
-/// group, so that it cannot fail the other changes of the group.
-fn check_log_size<'a>(rows: impl Iterator<Item = &'a Row>) -> Result<()> {
-    let bytes: usize = rows.map(Row::log_bytes).sum();
-    if bytes > wal::MAX_RECORD {
-        return Err(Error::TooLarge {
-            what: "a single atomic write",
-            bytes,
-            limit: wal::MAX_RECORD,
-        });
-    }
-    Ok(())
-}
-
-fn info(t: &TableState) -> TableInfo {
+fn info(t: &super::state::TableState) -> TableInfo {
     TableInfo {
         id: TableId(t.id),
         name: t.name.clone(),
-        dim: t.dim,
+        schema: t.schema.clone(),
     }
-}
-
-fn decode_meta(m: &MetaRecord, symbols: &Symbols, path: &Path) -> Result<Meta> {
-    let bad = |what: &str| corrupt(path, 0, format!("meta record has an invalid {what}"));
-    Ok(Meta {
-        timestamp: m.timestamp,
-        scope: Scope::from_u8(m.scope).ok_or_else(|| bad("scope"))?,
-        namespace: symbols
-            .name(m.namespace)
-            .ok_or_else(|| bad("namespace id"))?
-            .to_string(),
-        session: symbols.name(m.session).ok_or_else(|| bad("session id"))?.to_string(),
-        kind: Kind::from_u8(m.kind).ok_or_else(|| bad("kind"))?,
-        tier: Tier::from_u8(m.tier).ok_or_else(|| bad("tier"))?,
-        order: m.order,
-        access_count: m.access_count,
-        authority: m.authority,
-        confidence: m.confidence,
-        decay_rate: m.decay_rate,
-        token_count: m.token_count,
-        anchor_density: m.anchor_density,
-    })
-}
-
-fn mem_row(r: &MemRow, symbols: &Symbols) -> Result<Row> {
-    let here = Path::new("memtable");
-    Ok(Row {
-        key: r.key.clone(),
-        value: super::types::decode_value(&r.value).ok_or_else(|| corrupt(here, 0, "malformed value"))?,
-        position: r.position,
-        meta: decode_meta(&r.meta, symbols, here)?,
-        text: r.text.clone(),
-        edges: r.edges.clone(),
-    })
-}
-
-fn segment_row(s: &Segment, i: usize, symbols: &Symbols) -> Result<Row> {
-    Ok(Row {
-        key: s.key(i).to_vec(),
-        value: s.value(i)?,
-        position: *s.position(i),
-        meta: decode_meta(s.meta(i), symbols, s.path())?,
-        text: s.text(i)?,
-        edges: s.edges(i)?.to_vec(),
-    })
 }
 
 /// A snapshot iterator over a table's live rows, in id order.
 pub struct Scan {
-    table: TableState,
-    symbols: Arc<Symbols>,
+    state: Arc<State>,
+    table: TableId,
     segment: usize,
     row: usize,
     mem: usize,
@@ -757,23 +568,26 @@ impl Iterator for Scan {
     type Item = Result<(RowId, Row)>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        while let Some(s) = self.table.segments.get(self.segment) {
-            if self.row == s.rows {
+        let t = self.state.table(self.table).ok()?;
+        while let Some(s) = t.segments.get(self.segment) {
+            if self.row == s.seg.rows {
                 self.segment += 1;
                 self.row = 0;
                 continue;
             }
             let i = self.row;
             self.row += 1;
-            let id = s.ids()[i];
-            if !self.table.tombstones.contains(&id) {
-                return Some(segment_row(s, i, &self.symbols).map(|r| (RowId(id), r)));
+            if !s.deletes.contains(i) {
+                let v = t.view(super::view::At::Seg(&s.seg, i as u32));
+                return Some(v.to_row().map(|r| (v.id(), r)));
             }
         }
-        while let Some(r) = self.table.memtable.at(self.mem) {
+        while let Some(m) = t.memtable.at(self.mem) {
+            let p = self.mem;
             self.mem += 1;
-            if !self.table.tombstones.contains(&r.id) {
-                return Some(mem_row(r, &self.symbols).map(|row| (RowId(r.id), row)));
+            if !t.memtable.deletes.contains(p) {
+                let v = t.view(super::view::At::Mem(m));
+                return Some(v.to_row().map(|r| (v.id(), r)));
             }
         }
         None

@@ -21,8 +21,11 @@ use std::time::{Duration, Instant};
 use rkyv::{Archive, Deserialize, Serialize};
 
 use super::codec;
-use super::format::{le_u32, le_u64, FormatVersion, WAL_MAGIC};
-use super::types::Row;
+use super::format::{le_u32, le_u64, WalVersion, WAL_MAGIC};
+use super::legacy;
+use super::row::Row;
+use super::schema::Schema;
+use super::update::Update;
 use crate::error::{corrupt, Error, IoContext, Result};
 
 /// Size of the WAL file header.
@@ -63,39 +66,44 @@ pub(crate) enum WalOp {
     CreateTable {
         table: u32,
         name: String,
-        dim: u32,
+        schema: Schema,
     },
-    Insert {
-        table: u32,
-        first_id: u64,
-        rows: Vec<Row>,
-    },
-    Delete {
-        table: u32,
-        ids: Vec<u64>,
-    },
-    /// Deletes and inserts applied as one, with caller-chosen row ids, and
-    /// optionally a new watermark: what an application's transaction becomes.
-    Batch {
-        deletes: Vec<BatchDelete>,
-        inserts: Vec<BatchInsert>,
-        watermark: Option<u64>,
-    },
+    /// Deletes, inserts at resolved ids and updates, applied as one, and
+    /// optionally a new watermark.
+    Write(WriteOp),
 }
 
-/// Rows of one table inserted by a batch, at the given increasing ids.
+/// What one atomic write does, resolved: applied as its deletes, then its
+/// inserts, then its updates, then the watermark.
+#[derive(Clone, Debug, PartialEq, Default, Archive, Serialize, Deserialize)]
+pub(crate) struct WriteOp {
+    pub deletes: Vec<TableIds>,
+    pub inserts: Vec<TableRows>,
+    pub updates: Vec<RowUpdates>,
+    pub watermark: Option<u64>,
+}
+
+/// Rows of one table inserted at the given increasing ids.
 #[derive(Clone, Debug, PartialEq, Archive, Serialize, Deserialize)]
-pub(crate) struct BatchInsert {
+pub(crate) struct TableRows {
     pub table: u32,
     pub ids: Vec<u64>,
     pub rows: Vec<Row>,
 }
 
-/// Rows of one table deleted by a batch.
+/// Row ids of one table.
 #[derive(Clone, Debug, PartialEq, Archive, Serialize, Deserialize)]
-pub(crate) struct BatchDelete {
+pub(crate) struct TableIds {
     pub table: u32,
     pub ids: Vec<u64>,
+}
+
+/// Updates of one row, applied in order.
+#[derive(Clone, Debug, PartialEq, Archive, Serialize, Deserialize)]
+pub(crate) struct RowUpdates {
+    pub table: u32,
+    pub id: u64,
+    pub updates: Vec<Update>,
 }
 
 /// A change with its log sequence number.
@@ -103,6 +111,59 @@ pub(crate) struct BatchDelete {
 pub(crate) struct WalRecord {
     pub lsn: u64,
     pub op: WalOp,
+}
+
+/// A format 1 record as today's record (its rows as rows of the legacy
+/// schema); `None` for a table whose dimension is invalid.
+fn from_legacy(r: legacy::WalRecord) -> Option<WalRecord> {
+    let rows = |rows: Vec<legacy::Row>| rows.into_iter().map(legacy::convert_row).collect();
+    let op = match r.op {
+        legacy::WalOp::CreateTable { table, name, dim } => WalOp::CreateTable {
+            table,
+            name,
+            schema: legacy::table_schema(dim).ok()?,
+        },
+        legacy::WalOp::Insert {
+            table,
+            first_id,
+            rows: r,
+        } => WalOp::Write(WriteOp {
+            inserts: vec![TableRows {
+                table,
+                ids: (first_id..first_id + r.len() as u64).collect(),
+                rows: rows(r),
+            }],
+            ..WriteOp::default()
+        }),
+        legacy::WalOp::Delete { table, ids } => WalOp::Write(WriteOp {
+            deletes: vec![TableIds { table, ids }],
+            ..WriteOp::default()
+        }),
+        legacy::WalOp::Batch {
+            deletes,
+            inserts,
+            watermark,
+        } => WalOp::Write(WriteOp {
+            deletes: deletes
+                .into_iter()
+                .map(|d| TableIds {
+                    table: d.table,
+                    ids: d.ids,
+                })
+                .collect(),
+            inserts: inserts
+                .into_iter()
+                .map(|i| TableRows {
+                    table: i.table,
+                    ids: i.ids,
+                    rows: rows(i.rows),
+                })
+                .collect(),
+            updates: Vec::new(),
+            watermark,
+        }),
+    };
+    Some(WalRecord { lsn: r.lsn, op })
 }
 
 /// Path of WAL number `id` in store directory `dir`.
@@ -113,14 +174,14 @@ pub(crate) fn wal_path(dir: &Path, id: u64) -> PathBuf {
 fn header_bytes(id: u64) -> [u8; HEADER_LEN as usize] {
     let mut h = [0u8; HEADER_LEN as usize];
     h[0..8].copy_from_slice(&WAL_MAGIC);
-    h[8..12].copy_from_slice(&(FormatVersion::CURRENT as u32).to_le_bytes());
+    h[8..12].copy_from_slice(&(WalVersion::CURRENT as u32).to_le_bytes());
     h[16..24].copy_from_slice(&id.to_le_bytes());
     let crc = crc32fast::hash(&h[0..28]);
     h[28..32].copy_from_slice(&crc.to_le_bytes());
     h
 }
 
-fn check_header(path: &Path, h: &[u8], id: u64) -> Result<()> {
+fn check_header(path: &Path, h: &[u8], id: u64) -> Result<WalVersion> {
     if h.len() < HEADER_LEN as usize {
         return Err(corrupt(path, h.len() as u64, "WAL header is truncated"));
     }
@@ -133,12 +194,12 @@ fn check_header(path: &Path, h: &[u8], id: u64) -> Result<()> {
     if crc32fast::hash(&h[0..28]) != le_u32(h, 28) {
         return Err(corrupt(path, 0, "WAL header checksum mismatch"));
     }
-    FormatVersion::check(path, le_u32(h, 8))?;
+    let version = WalVersion::check(path, le_u32(h, 8))?;
     let found = le_u64(h, 16);
     if found != id {
         return Err(corrupt(path, 16, format!("WAL id is {found}, manifest expects {id}")));
     }
-    Ok(())
+    Ok(version)
 }
 
 /// What a scan of a WAL found.
@@ -158,7 +219,7 @@ pub(crate) fn read(path: &Path, id: u64, from: u64, mut next_lsn: Option<u64>) -
     let mut f = File::open(path).at(path)?;
     let mut header = [0u8; HEADER_LEN as usize];
     let n = read_full(&mut f, &mut header).at(path)?;
-    check_header(path, &header[..n], id)?;
+    let version = check_header(path, &header[..n], id)?;
     let from = from.max(HEADER_LEN);
     f.seek(SeekFrom::Start(from)).at(path)?;
     let mut buf = Vec::new();
@@ -176,7 +237,11 @@ pub(crate) fn read(path: &Path, id: u64, from: u64, mut next_lsn: Option<u64>) -
         if crc32fast::hash(payload) != crc {
             break;
         }
-        let Ok(rec) = codec::decode::<WalRecord>(payload) else {
+        let rec = match version {
+            WalVersion::V1 | WalVersion::V2 => codec::decode::<legacy::WalRecord>(payload).ok().and_then(from_legacy),
+            WalVersion::V3 => codec::decode::<WalRecord>(payload).ok(),
+        };
+        let Some(rec) = rec else {
             break;
         };
         if next_lsn.is_some_and(|want| rec.lsn != want) {
@@ -231,9 +296,17 @@ impl WalWriter {
     }
 
     /// Open WAL `id` for appending after `valid_len` bytes, cutting off any
-    /// torn tail so that new records never follow garbage.
+    /// torn tail so that new records never follow garbage. A format 1 WAL
+    /// is never appended to (a writer upgrades its store first).
     pub fn reopen(dir: &Path, id: u64, valid_len: u64, policy: SyncPolicy) -> Result<WalWriter> {
         let path = wal_path(dir, id);
+        let mut header = [0u8; HEADER_LEN as usize];
+        let n = read_full(&mut File::open(&path).at(&path)?, &mut header).at(&path)?;
+        if check_header(&path, &header[..n], id)? != WalVersion::CURRENT {
+            return Err(Error::Internal(format!(
+                "WAL {id} is of an older format and cannot be appended to"
+            )));
+        }
         let mut file = OpenOptions::new().write(true).open(&path).at(&path)?;
         let on_disk = file.metadata().at(&path)?.len();
         if on_disk != valid_len {
@@ -262,13 +335,13 @@ impl WalWriter {
     pub fn append(&mut self, records: &[WalRecord]) -> Result<()> {
         self.buf.clear();
         for r in records {
-            let payload = codec::encode(r).map_err(|e| Error::InvalidArgument(format!("cannot encode record: {e}")))?;
+            let payload = codec::encode(r).map_err(|e| Error::Internal(format!("cannot encode record: {e}")))?;
             if payload.len() > MAX_RECORD {
-                return Err(Error::InvalidArgument(format!(
-                    "a single write of {} bytes exceeds the {} byte record limit; split the batch",
-                    payload.len(),
-                    MAX_RECORD
-                )));
+                return Err(Error::TooLarge {
+                    what: "a single atomic write",
+                    bytes: payload.len(),
+                    limit: MAX_RECORD,
+                });
             }
             self.buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
             self.buf.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
@@ -314,10 +387,13 @@ mod tests {
     fn rec(lsn: u64) -> WalRecord {
         WalRecord {
             lsn,
-            op: WalOp::Delete {
-                table: 1,
-                ids: vec![lsn, lsn * 2],
-            },
+            op: WalOp::Write(WriteOp {
+                deletes: vec![TableIds {
+                    table: 1,
+                    ids: vec![lsn, lsn * 2],
+                }],
+                ..WriteOp::default()
+            }),
         }
     }
 

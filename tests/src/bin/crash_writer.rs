@@ -5,8 +5,8 @@
 
 use std::io::Write;
 
-use engram::storage::{Dim, Store, StoreOptions};
-use engram_tests::{row_for, DIM};
+use engram::storage::{Store, StoreOptions};
+use engram_tests::{row_for, schema};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -22,7 +22,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let store = Store::open_or_create(&dir, opts)?;
     let t = match store.table("t") {
         Ok(t) => t,
-        Err(_) => store.create_table("t", Dim::new(DIM)?)?,
+        Err(_) => store.create_table("t", schema())?,
     };
     let mut out = std::io::stdout().lock();
     loop {

@@ -36,7 +36,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             m += 1;
         }
         if m >= 5 {
-            let key = engram_tests::row_for(m - 1).key;
+            let key = engram_tests::key_for(m - 1);
             let hits = store.search(t, &key, 5, &SearchParams::default())?;
             if hits.len() != 5 {
                 return Err(format!("a search over {m} rows returned {} of 5", hits.len()).into());

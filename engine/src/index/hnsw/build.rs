@@ -226,12 +226,14 @@ mod loom_tests {
         let mut factors = Vec::new();
         for (i, k) in keys.iter().enumerate() {
             let s = quant::quantize(k, &mut codes[2 * i..2 * i + 2]);
-            factors.push(factor(s, scalar::norm(k)));
+            factors.push(factor(crate::kernels::distance::Metric::Cosine, s, scalar::norm(k)));
         }
         Codes {
+            metric: crate::kernels::distance::Metric::Cosine,
             dim: 2,
             codes: Box::leak(codes.into_boxed_slice()),
             factors: Box::leak(factors.into_boxed_slice()),
+            sqnorms: &[],
         }
     }
 

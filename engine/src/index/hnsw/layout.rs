@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! 0   header (64 bytes)
-//!       0 magic "ENGRHNSW"  8 version u32   12 metric u32 (0 = cosine)
+//!       0 magic "ENGRHNSW"  8 version u32   12 metric u32 (0 cosine, 1 dot, 2 L2)
 //!      16 nodes u32        20 M u32         24 M0 u32     28 entry u32
 //!      32 top level u32    36 ef_construction u32         40 upper lists u32
 //!      44 reserved u32[4]  60 crc32 of bytes 0..60
@@ -12,6 +12,7 @@
 //!     upper index   (nodes + 1) x u32     node i's lists at levels 1.. are
 //!                                         upper[index[i] .. index[i+1]]
 //!     upper lists   lists x (1 + M) u32   count, then neighbours
+//!     sq norms      nodes x f32           (L2 only) squared norm of each row
 //! ```
 //!
 //! Opening reads the header only. Every neighbour id and list bound is
@@ -23,14 +24,38 @@ use zerocopy::{FromBytes, IntoBytes};
 
 use super::build::{BuildGraph, MAX_LEVEL};
 use super::layer::Links;
+use crate::kernels::distance::Metric;
 
 const MAGIC: [u8; 8] = *b"ENGRHNSW";
 const VERSION: u32 = 1;
 const HEADER: usize = 64;
-const METRIC_COSINE: u32 = 0;
 
-/// Serialize a built graph with its rows' factors.
-pub(crate) fn encode(g: BuildGraph, factors: &[f32], ef_construction: usize) -> Vec<u8> {
+fn metric_code(m: Metric) -> u32 {
+    match m {
+        Metric::Cosine => 0,
+        Metric::Dot => 1,
+        Metric::L2 => 2,
+    }
+}
+
+fn metric_of(code: u32) -> Option<Metric> {
+    match code {
+        0 => Some(Metric::Cosine),
+        1 => Some(Metric::Dot),
+        2 => Some(Metric::L2),
+        _ => None,
+    }
+}
+
+/// Serialize a built graph with its rows' factors (and, for L2, squared
+/// norms).
+pub(crate) fn encode(
+    g: BuildGraph,
+    metric: Metric,
+    factors: &[f32],
+    sqnorms: &[f32],
+    ef_construction: usize,
+) -> Vec<u8> {
     let n = g.levels.len();
     let (entry, top) = g.entry.read().unwrap_or((0, 0));
     let (m, m0) = (g.m, g.m0);
@@ -56,7 +81,7 @@ pub(crate) fn encode(g: BuildGraph, factors: &[f32], ef_construction: usize) -> 
     h[0..8].copy_from_slice(&MAGIC);
     let fields = [
         VERSION,
-        METRIC_COSINE,
+        metric_code(metric),
         n as u32,
         m as u32,
         m0 as u32,
@@ -75,17 +100,23 @@ pub(crate) fn encode(g: BuildGraph, factors: &[f32], ef_construction: usize) -> 
     out.extend_from_slice(level0.as_bytes());
     out.extend_from_slice(index.as_bytes());
     out.extend_from_slice(upper.as_bytes());
+    if metric == Metric::L2 {
+        out.extend_from_slice(sqnorms.as_bytes());
+    }
     out
 }
 
 /// A mapped graph.
 pub(crate) struct GraphRef<'a> {
+    pub metric: Metric,
     pub nodes: usize,
     pub m: usize,
     pub m0: usize,
     pub entry: u32,
     pub top: usize,
     pub factors: &'a [f32],
+    /// L2 only.
+    pub sqnorms: &'a [f32],
     level0: &'a [u32],
     index: &'a [u32],
     upper: &'a [u32],
@@ -104,9 +135,10 @@ impl<'a> GraphRef<'a> {
             return None;
         }
         let crc = u32::from_le_bytes([bytes[60], bytes[61], bytes[62], bytes[63]]);
-        if crc32fast::hash(&bytes[0..60]) != crc || field(bytes, 0) != VERSION || field(bytes, 1) != METRIC_COSINE {
+        if crc32fast::hash(&bytes[0..60]) != crc || field(bytes, 0) != VERSION {
             return None;
         }
+        let metric = metric_of(field(bytes, 1))?;
         let n = field(bytes, 2) as usize;
         let (m, m0) = (field(bytes, 3) as usize, field(bytes, 4) as usize);
         let (entry, top) = (field(bytes, 5), field(bytes, 6) as usize);
@@ -114,7 +146,8 @@ impl<'a> GraphRef<'a> {
         if n != rows || n == 0 || entry as usize >= n || top > MAX_LEVEL || m == 0 || m0 == 0 {
             return None;
         }
-        let sizes = [n, n.checked_mul(1 + m0)?, n + 1, lists.checked_mul(1 + m)?];
+        let sq = if metric == Metric::L2 { n } else { 0 };
+        let sizes = [n, n.checked_mul(1 + m0)?, n + 1, lists.checked_mul(1 + m)?, sq];
         let total = sizes
             .iter()
             .try_fold(HEADER, |acc, s| acc.checked_add(s.checked_mul(4)?))?;
@@ -131,7 +164,10 @@ impl<'a> GraphRef<'a> {
         let level0 = <[u32]>::ref_from_bytes(next(sizes[1])).ok()?;
         let index = <[u32]>::ref_from_bytes(next(sizes[2])).ok()?;
         let upper = <[u32]>::ref_from_bytes(next(sizes[3])).ok()?;
+        let sqnorms = <[f32]>::ref_from_bytes(next(sizes[4])).ok()?;
         Some(GraphRef {
+            metric,
+            sqnorms,
             nodes: n,
             m,
             m0,

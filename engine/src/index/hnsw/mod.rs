@@ -11,7 +11,7 @@
 //! - `build.rs`: parallel insertion, per-node locks;
 //! - `layer.rs`: the best-first level search and neighbour selection;
 //! - `layout.rs`: bytes on disk and the mapped view;
-//! - `space.rs`: cosine over int8 codes;
+//! - `space.rs`: cosine, dot and L2 over int8 codes;
 //! - `search.rs`: a query against one segment's graph.
 
 mod build;
@@ -22,26 +22,30 @@ mod space;
 mod sync;
 
 use crate::error::Result;
+use crate::kernels::distance::Metric;
 use crate::storage::{IndexInput, SegmentIndexer};
 
 pub(crate) use layout::GraphRef;
 pub(crate) use space::{factor, QueryCode};
 
-/// HNSW parameters, and the indexer that builds graphs with them.
+/// The indexer that builds HNSW graphs with each key column's settings
+/// ([`IndexSpec`](crate::storage::IndexSpec): M and ef_construction).
 ///
 /// ```
 /// use std::sync::Arc;
 /// use engram::index::{Hnsw, Search, SearchParams};
-/// use engram::storage::{Dim, Row, Store, StoreOptions};
+/// use engram::storage::{Dim, KeySpec, Row, Schema, Store, StoreOptions};
 ///
 /// let dir = tempfile::tempdir().unwrap();
 /// let opts = StoreOptions { indexer: Some(Arc::new(Hnsw::default())), ..StoreOptions::default() };
 /// let store = Store::create(dir.path().join("s"), opts).unwrap();
-/// let t = store.create_table("t", Dim::new(2).unwrap()).unwrap();
-/// let rows = (0..100).map(|i| Row::new(vec![(i as f32).cos(), (i as f32).sin()])).collect();
+/// let s = Schema::builder().key("k", KeySpec::new(Dim::new(2).unwrap())).build().unwrap();
+/// let k = s.key("k").unwrap();
+/// let t = store.create_table("t", s.clone()).unwrap();
+/// let rows = (0..100).map(|i| Row::new(&s).with(k, vec![(i as f32).cos(), (i as f32).sin()])).collect();
 /// store.insert_batch(t, rows).unwrap();
 /// store.flush().unwrap(); // the flushed segment gets its graph
-/// store.insert(t, Row::new(vec![1.0, 0.0])).unwrap();
+/// store.insert(t, Row::new(&s).with(k, vec![1.0, 0.0])).unwrap();
 /// store.flush().unwrap(); // and so does this one: two graphs
 /// assert_eq!(store.stats().unwrap().tables[0].indexed_rows, 101);
 /// store.merge().unwrap(); // one segment, with one graph
@@ -51,10 +55,6 @@ pub(crate) use space::{factor, QueryCode};
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Hnsw {
-    /// Links per node at levels above 0 (level 0 keeps twice as many).
-    pub m: usize,
-    /// Candidate list size while building: larger is slower and better.
-    pub ef_construction: usize,
     /// Threads that build one graph.
     pub threads: usize,
     /// Seed of the level draw: the same seed and rows give the same levels.
@@ -67,11 +67,9 @@ impl Hnsw {
 }
 
 impl Default for Hnsw {
-    /// M = 16, ef_construction = 200, one thread per core.
+    /// One thread per core.
     fn default() -> Self {
         Hnsw {
-            m: 16,
-            ef_construction: 200,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             seed: Hnsw::SEED,
         }
@@ -81,20 +79,29 @@ impl Default for Hnsw {
 impl Hnsw {
     /// Build the graph of `input`'s rows and encode it.
     fn encode(&self, input: &IndexInput<'_>) -> Vec<u8> {
+        let metric = input.metric;
         let factors: Vec<f32> = input
             .scales
             .iter()
             .zip(input.norms)
-            .map(|(&s, &n)| factor(s, n))
+            .map(|(&s, &n)| factor(metric, s, n))
             .collect();
+        let sqnorms: Vec<f32> = match metric {
+            Metric::L2 => input.norms.iter().map(|n| n * n).collect(),
+            _ => Vec::new(),
+        };
         let codes = space::Codes {
+            metric,
             dim: input.dim,
             codes: input.codes,
             factors: &factors,
+            sqnorms: &sqnorms,
         };
-        let g = build::BuildGraph::new(input.rows(), self.m.max(2), self.seed);
-        g.build(&codes, self.ef_construction.max(self.m), self.threads);
-        layout::encode(g, &factors, self.ef_construction)
+        let m = (input.spec.m as usize).max(2);
+        let ef = (input.spec.ef_construction as usize).max(m);
+        let g = build::BuildGraph::new(input.rows(), m, self.seed);
+        g.build(&codes, ef, self.threads);
+        layout::encode(g, metric, &factors, &sqnorms, ef)
     }
 }
 

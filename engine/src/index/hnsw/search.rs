@@ -11,7 +11,7 @@ thread_local! {
     static VISITED: RefCell<Visited> = RefCell::new(Visited::new());
 }
 
-/// The `ef` nodes nearest to `q` (cosine on codes) that `admit` accepts,
+/// The `ef` nodes nearest to `q` (the graph's metric, on codes) that `admit` accepts,
 /// nearest first, as (approximate distance, row index).
 pub(crate) fn search(
     g: &GraphRef<'_>,
@@ -22,9 +22,11 @@ pub(crate) fn search(
     admit: &impl Fn(u32) -> bool,
 ) -> Vec<Near> {
     let space = Codes {
+        metric: g.metric,
         dim,
         codes,
         factors: g.factors,
+        sqnorms: g.sqnorms,
     };
     let dist = |n: u32| q.to(&space, n);
     let mut buf = Vec::new();

@@ -1,28 +1,40 @@
-//! Distances the graph is built and searched with: cosine over int8 codes.
+//! Distances a graph is built and searched with, over int8 codes, for each
+//! metric.
 //!
-//! For rows `a ≈ ca·sa` and `b ≈ cb·sb` with f32 norms `na`, `nb`,
-//! `cos(a, b) ≈ (ca·cb) · (sa/na) · (sb/nb)`. The per-row factor `s/n` is
-//! computed once (and stored in the index), so one distance is one int8 dot
-//! product — a quarter of the bytes of an f32 one.
+//! For rows `a ≈ ca·sa` and `b ≈ cb·sb` (codes `c`, scales `s`, f32 norms
+//! `n`), with one int8 dot product `d = ca·cb`:
+//!
+//! - cosine: `1 - d · (sa/na) · (sb/nb)`;
+//! - dot: `-d · sa · sb`;
+//! - L2: `na² + nb² - 2 · d · sa · sb`.
+//!
+//! The per-row factor (`s/n` for cosine, `s` otherwise) is computed once and
+//! stored in the graph, with the squared norms for L2, so one distance is
+//! one int8 dot product — a quarter of the bytes of an f32 one.
 
-use crate::kernels::distance::dot_i8;
+use crate::kernels::distance::{dot_i8, Metric};
 use crate::kernels::{quant, scalar};
 
-/// `scale / norm`, or 0 for a zero row (whose cosine distance is 1 to all).
-pub(crate) fn factor(scale: f32, norm: f32) -> f32 {
-    if norm > 0.0 && norm.is_finite() {
-        scale / norm
-    } else {
-        0.0
+/// The stored per-row factor of a row for `metric`: `scale / norm` for
+/// cosine (0 for a zero row, whose cosine distance is 1 to all), `scale`
+/// otherwise.
+pub(crate) fn factor(metric: Metric, scale: f32, norm: f32) -> f32 {
+    match metric {
+        Metric::Cosine if norm > 0.0 && norm.is_finite() => scale / norm,
+        Metric::Cosine => 0.0,
+        Metric::Dot | Metric::L2 => scale,
     }
 }
 
 /// Codes of a segment's rows with their factors.
 #[derive(Clone, Copy)]
 pub(crate) struct Codes<'a> {
+    pub metric: Metric,
     pub dim: usize,
     pub codes: &'a [i8],
     pub factors: &'a [f32],
+    /// Squared norms (L2 only; empty otherwise).
+    pub sqnorms: &'a [f32],
 }
 
 impl<'a> Codes<'a> {
@@ -31,10 +43,18 @@ impl<'a> Codes<'a> {
         &self.codes[i * self.dim..(i + 1) * self.dim]
     }
 
-    /// Cosine distance between rows `a` and `b`.
+    fn sq(&self, i: u32) -> f32 {
+        self.sqnorms.get(i as usize).copied().unwrap_or(0.0)
+    }
+
+    /// Distance between rows `a` and `b`.
     pub fn between(&self, a: u32, b: u32) -> f32 {
-        let f = self.factors[a as usize] * self.factors[b as usize];
-        1.0 - dot_i8(self.code(a), self.code(b)) as f32 * f
+        let p = dot_i8(self.code(a), self.code(b)) as f32 * self.factors[a as usize] * self.factors[b as usize];
+        match self.metric {
+            Metric::Cosine => 1.0 - p,
+            Metric::Dot => -p,
+            Metric::L2 => self.sq(a) + self.sq(b) - 2.0 * p,
+        }
     }
 }
 
@@ -42,20 +62,28 @@ impl<'a> Codes<'a> {
 pub(crate) struct QueryCode {
     code: Vec<i8>,
     factor: f32,
+    sq: f32,
 }
 
 impl QueryCode {
-    pub fn new(query: &[f32]) -> QueryCode {
+    pub fn new(metric: Metric, query: &[f32]) -> QueryCode {
         let mut code = vec![0i8; query.len()];
         let scale = quant::quantize(query, &mut code);
+        let norm = scalar::norm(query);
         QueryCode {
             code,
-            factor: factor(scale, scalar::norm(query)),
+            factor: factor(metric, scale, norm),
+            sq: norm * norm,
         }
     }
 
-    /// Cosine distance from the query to row `i` of `codes`.
+    /// Distance from the query to row `i` of `codes`.
     pub fn to(&self, codes: &Codes<'_>, i: u32) -> f32 {
-        1.0 - dot_i8(&self.code, codes.code(i)) as f32 * self.factor * codes.factors[i as usize]
+        let p = dot_i8(&self.code, codes.code(i)) as f32 * self.factor * codes.factors[i as usize];
+        match codes.metric {
+            Metric::Cosine => 1.0 - p,
+            Metric::Dot => -p,
+            Metric::L2 => self.sq + codes.sq(i) - 2.0 * p,
+        }
     }
 }

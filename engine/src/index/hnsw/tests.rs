@@ -4,7 +4,8 @@ use super::build::BuildGraph;
 use super::layer::Links;
 use super::layout::{encode, GraphRef};
 use super::space::{factor, Codes, QueryCode};
-use crate::kernels::quant;
+use crate::kernels::distance::Metric;
+use crate::kernels::{quant, scalar};
 use rand::{Rng, SeedableRng};
 
 /// Clustered unit vectors, like sentence embeddings: harder than uniform.
@@ -24,12 +25,30 @@ fn clustered(n: usize, dim: usize, seed: u64) -> Vec<Vec<f32>> {
 }
 
 struct Data {
+    metric: Metric,
     dim: usize,
     codes: Vec<i8>,
     factors: Vec<f32>,
+    sqnorms: Vec<f32>,
 }
 
-fn quantize_all(rows: &[Vec<f32>]) -> Data {
+impl Data {
+    fn codes(&self) -> Codes<'_> {
+        Codes {
+            metric: self.metric,
+            dim: self.dim,
+            codes: &self.codes,
+            factors: &self.factors,
+            sqnorms: &self.sqnorms,
+        }
+    }
+
+    fn encode(&self, g: BuildGraph, ef: usize) -> Vec<u8> {
+        encode(g, self.metric, &self.factors, &self.sqnorms, ef)
+    }
+}
+
+fn quantize_all(rows: &[Vec<f32>], metric: Metric) -> Data {
     let dim = rows[0].len();
     let mut codes = vec![0i8; rows.len() * dim];
     let factors = rows
@@ -37,10 +56,29 @@ fn quantize_all(rows: &[Vec<f32>]) -> Data {
         .enumerate()
         .map(|(i, r)| {
             let s = quant::quantize(r, &mut codes[i * dim..(i + 1) * dim]);
-            factor(s, crate::kernels::scalar::norm(r))
+            factor(metric, s, scalar::norm(r))
         })
         .collect();
-    Data { dim, codes, factors }
+    let sqnorms = match metric {
+        Metric::L2 => rows.iter().map(|r| scalar::norm(r).powi(2)).collect(),
+        _ => Vec::new(),
+    };
+    Data {
+        metric,
+        dim,
+        codes,
+        factors,
+        sqnorms,
+    }
+}
+
+/// The scalar reference distance for `metric`.
+fn exact(metric: Metric, a: &[f32], b: &[f32]) -> f32 {
+    match metric {
+        Metric::Cosine => scalar::cosine_distance(a, b),
+        Metric::Dot => -scalar::dot(a, b),
+        Metric::L2 => scalar::l2sq(a, b),
+    }
 }
 
 /// Aligned copy, as the segment's mmap gives.
@@ -56,11 +94,11 @@ fn recall(rows: &[Vec<f32>], g: &GraphRef<'_>, d: &Data, queries: &[Vec<f32>], e
         let mut truth: Vec<(f32, usize)> = rows
             .iter()
             .enumerate()
-            .map(|(i, r)| (crate::kernels::scalar::cosine_distance(q, r), i))
+            .map(|(i, r)| (exact(d.metric, q, r), i))
             .collect();
         truth.sort_by(|a, b| a.0.total_cmp(&b.0));
         let truth: Vec<usize> = truth[..10].iter().map(|t| t.1).collect();
-        let got = super::search::search(g, &d.codes, d.dim, &QueryCode::new(q), ef, &|_| true);
+        let got = super::search::search(g, &d.codes, d.dim, &QueryCode::new(d.metric, q), ef, &|_| true);
         hit += got
             .iter()
             .take(10)
@@ -74,12 +112,8 @@ fn recall(rows: &[Vec<f32>], g: &GraphRef<'_>, d: &Data, queries: &[Vec<f32>], e
 fn graph_recall_against_brute_force_single_and_parallel_build() {
     let rows = clustered(3000, 48, 7);
     let queries = clustered(50, 48, 8);
-    let d = quantize_all(&rows);
-    let codes = Codes {
-        dim: d.dim,
-        codes: &d.codes,
-        factors: &d.factors,
-    };
+    let d = quantize_all(&rows, Metric::Cosine);
+    let codes = d.codes();
     for threads in [1, 4] {
         let g = BuildGraph::new(rows.len(), 12, 1);
         g.build(&codes, 100, threads);
@@ -96,7 +130,7 @@ fn graph_recall_against_brute_force_single_and_parallel_build() {
         }
         let orphans = indegree.iter().filter(|&&d| d == 0).count();
         assert_eq!(orphans, 0, "nodes without an incoming link at level 0");
-        let enc = encode(g, &d.factors, 100);
+        let enc = d.encode(g, 100);
         let bytes = aligned(&enc);
         let gr = GraphRef::parse(&zerocopy::IntoBytes::as_bytes(&bytes[..])[..enc.len()], rows.len())
             .expect("own encoding parses");
@@ -111,15 +145,10 @@ fn graph_recall_against_brute_force_single_and_parallel_build() {
 #[test]
 fn damaged_graph_bytes_are_refused_or_bounded() {
     let rows = clustered(300, 16, 3);
-    let d = quantize_all(&rows);
-    let codes = Codes {
-        dim: d.dim,
-        codes: &d.codes,
-        factors: &d.factors,
-    };
+    let d = quantize_all(&rows, Metric::Cosine);
     let g = BuildGraph::new(rows.len(), 8, 1);
-    g.build(&codes, 40, 1);
-    let good = encode(g, &d.factors, 40);
+    g.build(&d.codes(), 40, 1);
+    let good = d.encode(g, 40);
     // Wrong row count, truncation, bad header: refused.
     let buf = aligned(&good);
     let b = &zerocopy::IntoBytes::as_bytes(&buf[..])[..good.len()];
@@ -138,26 +167,29 @@ fn damaged_graph_bytes_are_refused_or_bounded() {
     }
     let buf = aligned(&scribbled);
     let gr = GraphRef::parse(&zerocopy::IntoBytes::as_bytes(&buf[..])[..scribbled.len()], 300).unwrap();
-    let got = super::search::search(&gr, &d.codes, d.dim, &QueryCode::new(&rows[0]), 10, &|_| true);
+    let got = super::search::search(
+        &gr,
+        &d.codes,
+        d.dim,
+        &QueryCode::new(Metric::Cosine, &rows[0]),
+        10,
+        &|_| true,
+    );
     assert!(!got.is_empty() && got.iter().all(|n| (n.node as usize) < 300));
 }
 
 #[test]
 fn filtered_walk_returns_only_admitted_rows() {
     let rows = clustered(2000, 32, 11);
-    let d = quantize_all(&rows);
-    let codes = Codes {
-        dim: d.dim,
-        codes: &d.codes,
-        factors: &d.factors,
-    };
+    let d = quantize_all(&rows, Metric::Cosine);
+    let codes = d.codes();
     let g = BuildGraph::new(rows.len(), 12, 2);
     g.build(&codes, 80, 2);
-    let enc = encode(g, &d.factors, 80);
+    let enc = d.encode(g, 80);
     let bytes = aligned(&enc);
     let gr = GraphRef::parse(&zerocopy::IntoBytes::as_bytes(&bytes[..])[..enc.len()], rows.len()).unwrap();
     let admit = |i: u32| i % 10 == 3;
-    let q = QueryCode::new(&rows[5]);
+    let q = QueryCode::new(Metric::Cosine, &rows[5]);
     let got = super::search::search(&gr, &d.codes, d.dim, &q, 50, &admit);
     assert_eq!(got.len(), 50);
     assert!(got.iter().all(|n| admit(n.node)));
@@ -170,4 +202,32 @@ fn filtered_walk_returns_only_admitted_rows() {
     let top: Vec<u32> = truth[..10].iter().map(|t| t.1).collect();
     let found = got[..10].iter().filter(|n| top.contains(&n.node)).count();
     assert!(found >= 9, "{found}/10");
+}
+
+/// Graphs of the dot and L2 metrics, on vectors of varied norms (where the
+/// metrics rank differently from cosine), against brute force on f32 keys.
+#[test]
+fn dot_and_l2_graphs_find_their_own_neighbours() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+    let scale = |v: Vec<Vec<f32>>, rng: &mut rand::rngs::StdRng| -> Vec<Vec<f32>> {
+        v.into_iter()
+            .map(|r| {
+                let s = rng.gen_range(0.2f32..3.0);
+                r.iter().map(|x| x * s).collect()
+            })
+            .collect()
+    };
+    let rows = scale(clustered(2500, 32, 21), &mut rng);
+    let queries = scale(clustered(40, 32, 22), &mut rng);
+    for metric in [Metric::Dot, Metric::L2] {
+        let d = quantize_all(&rows, metric);
+        let g = BuildGraph::new(rows.len(), 12, 3);
+        g.build(&d.codes(), 100, 2);
+        let enc = d.encode(g, 100);
+        let bytes = aligned(&enc);
+        let gr = GraphRef::parse(&zerocopy::IntoBytes::as_bytes(&bytes[..])[..enc.len()], rows.len()).unwrap();
+        assert_eq!(gr.metric, metric);
+        let r = recall(&rows, &gr, &d, &queries, 100);
+        assert!(r >= 0.85, "{metric:?}: recall@10 {r} on codes");
+    }
 }

@@ -1,6 +1,8 @@
-//! Writes one segment: fixed-width columns streamed to their final offsets,
-//! variable-width columns buffered and appended, then header and directory.
+//! Writes one segment: fixed-width parts streamed to their final offsets,
+//! the rest buffered and appended, then the header and directory; fsync;
+//! rename into place.
 
+use std::borrow::Cow;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -8,30 +10,39 @@ use std::path::{Path, PathBuf};
 use zerocopy::IntoBytes;
 
 use super::blob::BlobWriter;
-use super::{align_up, segment_path, Section, BLOCK_SIZE, DIR_ENTRY_LEN, HEADER_LEN};
+use super::dict::DictWriter;
+use super::{align_up, directory_end, part, segment_path, unique_hash, BLOCK_SIZE, DIR_ENTRY_LEN, HEADER_LEN, ROW};
 use crate::error::{Error, IoContext, Result};
-use crate::storage::format::{FormatVersion, SEGMENT_MAGIC};
-use crate::storage::types::{MetaRecord, Position};
+use crate::storage::format::{SegmentVersion, SEGMENT_MAGIC};
+use crate::storage::indexer::{IndexInput, SegmentIndexer};
+use crate::storage::row::{SparseRef, WeightsRef};
+use crate::storage::schema::{ColumnKind, Compression, FixedType, KeySpec, Schema};
 
-/// One row as a segment stores it (borrowed from a memtable or another segment).
-pub(crate) struct SegmentRow<'a> {
-    pub id: u64,
-    pub key: &'a [f32],
-    pub norm: f32,
-    pub code: &'a [i8],
-    pub scale: f32,
-    pub position: &'a Position,
-    pub meta: &'a MetaRecord,
-    /// The value, already encoded (see `types::encode_value`).
-    pub value: &'a [u8],
-    pub text: &'a [u8],
-    pub edges: &'a [u64],
+/// One column's value of a row being written, borrowed from a memtable row
+/// or a segment, with its updates already applied.
+#[derive(Clone, Debug)]
+pub(crate) enum Cell<'a> {
+    Key {
+        f32: &'a [f32],
+        norm: f32,
+        code: &'a [i8],
+        scale: f32,
+        prefix_norms: &'a [f32],
+    },
+    /// Carried bits (see `schema::Scalar`).
+    Fixed(u64),
+    Symbol(&'a str),
+    Blob(Cow<'a, [u8]>),
+    Sparse(SparseRef<'a>),
+    Edges(&'a [u64]),
 }
 
 const SINK_FLUSH: usize = 1 << 20;
 
-/// A fixed-width column written at its final offset through a small buffer.
+/// A part written at its final offset through a small buffer.
 struct Sink {
+    col: u16,
+    part: u16,
     offset: u64,
     written: u64,
     buf: Vec<u8>,
@@ -56,48 +67,88 @@ impl Sink {
     }
 }
 
-/// The fixed-width sections: the first seven, in file order.
-const FIXED: &[Section] = Section::ALL.split_at(7).0;
+/// The buffered state of one column.
+enum ColBuf {
+    Key {
+        /// First sink of this key's streamed parts.
+        sinks: usize,
+        /// Codes, scales and norms kept for the graph build.
+        graph: Option<(Vec<i8>, Vec<f32>, Vec<f32>)>,
+    },
+    Fixed {
+        sink: usize,
+        width: usize,
+    },
+    Symbol(DictWriter),
+    Blob(BlobWriter),
+    RawBlob {
+        offsets: Vec<u64>,
+        data: Vec<u8>,
+    },
+    Sparse {
+        offsets: Vec<u64>,
+        ids: Vec<u32>,
+        weights: Vec<u32>,
+    },
+    Edges {
+        offsets: Vec<u64>,
+        targets: Vec<u64>,
+    },
+}
 
-/// Streams rows into a new segment file under a temporary name.
-pub(crate) struct SegmentWriter {
+/// Streams rows of one table into a new segment file under a temporary name.
+pub(crate) struct SegmentWriter<'i> {
     id: u64,
     tmp: PathBuf,
     file: File,
     table: u32,
-    dim: usize,
+    schema: Schema,
     expected_rows: u64,
     rows: u64,
     min_id: u64,
     max_id: u64,
+    ids: Sink,
     sinks: Vec<Sink>,
-    fixed_end: u64,
-    values: BlobWriter,
-    texts: BlobWriter,
-    edge_offsets: Vec<u64>,
-    edges: Vec<u64>,
+    cols: Vec<ColBuf>,
+    unique: Option<(usize, Vec<(u64, u32)>)>,
+    streamed_end: u64,
+    sections: usize,
+    indexer: Option<&'i dyn SegmentIndexer>,
+    /// Graphs given rather than built, by key column.
+    graphs: Vec<(usize, Vec<u8>)>,
 }
 
-fn fixed_len(s: Section, rows: u64, dim: u64) -> Option<u64> {
-    let per_row = match s {
-        Section::Ids => 8,
-        Section::Keys => dim.checked_mul(4)?,
-        Section::Norms | Section::Scales => 4,
-        Section::Codes => dim,
-        Section::Positions => std::mem::size_of::<Position>() as u64,
-        Section::Metas => std::mem::size_of::<MetaRecord>() as u64,
-        _ => return None,
-    };
-    rows.checked_mul(per_row)
+fn key_parts(k: &KeySpec) -> Vec<(u16, u64)> {
+    let dim = u64::from(k.dim);
+    let mut p = vec![(part::KEY_F32, dim * 4), (part::KEY_NORMS, 4)];
+    if k.codes {
+        p.push((part::KEY_CODES, dim));
+        p.push((part::KEY_SCALES, 4));
+    }
+    if !k.prefixes.is_empty() {
+        p.push((part::KEY_PREFIX_NORMS, 4 * k.prefixes.len() as u64));
+    }
+    p
 }
 
-pub(crate) fn directory_end(sections: usize) -> u64 {
-    align_up((HEADER_LEN + sections * DIR_ENTRY_LEN + 4) as u64)
+fn too_large(rows: u64) -> Error {
+    Error::InvalidArgument(format!("a segment of {rows} rows is too large"))
 }
 
-impl SegmentWriter {
-    /// Start segment `id` of `table` that will hold exactly `rows` rows.
-    pub fn create(dir: &Path, id: u64, table: u32, dim: usize, rows: u64) -> Result<SegmentWriter> {
+impl<'i> SegmentWriter<'i> {
+    /// Start segment `id` of `table` (schema `schema`) that will hold exactly
+    /// `rows` rows. With `indexer`, key columns that ask for a graph get one.
+    pub fn create(
+        dir: &Path,
+        id: u64,
+        table: u32,
+        schema: &Schema,
+        rows: u64,
+        indexer: Option<&'i dyn SegmentIndexer>,
+    ) -> Result<SegmentWriter<'i>> {
+        if rows > u64::from(u32::MAX) {
+            return Err(too_large(rows));
+        }
         let tmp = segment_path(dir, id).with_extension("tmp");
         let file = OpenOptions::new()
             .read(true)
@@ -106,136 +157,312 @@ impl SegmentWriter {
             .truncate(true)
             .open(&tmp)
             .at(&tmp)?;
-        let mut offset = directory_end(Section::ALL.len());
-        let mut sinks = Vec::with_capacity(FIXED.len());
-        for &s in FIXED {
-            let len = fixed_len(s, rows, dim as u64)
-                .ok_or_else(|| Error::InvalidArgument(format!("segment of {rows} rows x {dim} dims is too large")))?;
-            sinks.push(Sink {
-                offset,
-                written: 0,
-                buf: Vec::new(),
-                crc: crc32fast::Hasher::new(),
+        // The directory's size depends on the parts, which the schema fixes.
+        let sections = 1 + schema
+            .columns()
+            .iter()
+            .enumerate()
+            .map(|(i, c)| super::parts_of(&c.kind, schema.unique().map(|u| u.0 as usize) == Some(i)).len())
+            .sum::<usize>();
+        let mut offset = directory_end(sections);
+        let sink = |col: u16, part: u16, offset: u64| Sink {
+            col,
+            part,
+            offset,
+            written: 0,
+            buf: Vec::new(),
+            crc: crc32fast::Hasher::new(),
+        };
+        let ids = sink(ROW, part::IDS, offset);
+        offset = align_up(offset + rows.checked_mul(8).ok_or_else(|| too_large(rows))?);
+        let mut sinks = Vec::new();
+        let mut cols = Vec::with_capacity(schema.columns().len());
+        for (i, c) in schema.columns().iter().enumerate() {
+            let col = i as u16;
+            let mut stream = |sinks: &mut Vec<Sink>, part: u16, per_row: u64| -> Result<usize> {
+                sinks.push(sink(col, part, offset));
+                offset = align_up(offset + rows.checked_mul(per_row).ok_or_else(|| too_large(rows))?);
+                Ok(sinks.len() - 1)
+            };
+            cols.push(match &c.kind {
+                ColumnKind::Key(k) => {
+                    let first = sinks.len();
+                    for (p, per_row) in key_parts(k) {
+                        stream(&mut sinks, p, per_row)?;
+                    }
+                    let graph = (k.index.is_some() && indexer.is_some()).then(|| {
+                        let n = rows as usize;
+                        (
+                            Vec::with_capacity(n * k.dim as usize),
+                            Vec::with_capacity(n),
+                            Vec::with_capacity(n),
+                        )
+                    });
+                    ColBuf::Key { sinks: first, graph }
+                }
+                ColumnKind::Fixed(FixedType::Symbol) => ColBuf::Symbol(DictWriter::default()),
+                ColumnKind::Fixed(t) => ColBuf::Fixed {
+                    sink: stream(&mut sinks, part::DATA, t.width() as u64)?,
+                    width: t.width(),
+                },
+                ColumnKind::Blob(b) if b.compression == Compression::Lz4 => ColBuf::Blob(BlobWriter::new()),
+                ColumnKind::Blob(_) => ColBuf::RawBlob {
+                    offsets: vec![0],
+                    data: Vec::new(),
+                },
+                ColumnKind::Sparse(_) => ColBuf::Sparse {
+                    offsets: vec![0],
+                    ids: Vec::new(),
+                    weights: Vec::new(),
+                },
+                ColumnKind::Edges(_) => ColBuf::Edges {
+                    offsets: vec![0],
+                    targets: Vec::new(),
+                },
             });
-            offset = align_up(offset + len);
         }
         Ok(SegmentWriter {
             id,
             tmp,
             file,
             table,
-            dim,
+            schema: schema.clone(),
             expected_rows: rows,
             rows: 0,
             min_id: u64::MAX,
             max_id: 0,
+            ids,
             sinks,
-            fixed_end: offset,
-            values: BlobWriter::new(),
-            texts: BlobWriter::new(),
-            edge_offsets: vec![0],
-            edges: Vec::new(),
+            cols,
+            unique: schema
+                .unique()
+                .map(|u| (u.0 as usize, Vec::with_capacity(rows as usize))),
+            streamed_end: offset,
+            sections,
+            indexer,
+            graphs: Vec::new(),
         })
     }
 
-    /// Append a row; rows must come in increasing id order.
-    pub fn push(&mut self, r: SegmentRow<'_>) -> Result<()> {
-        if self.rows == self.expected_rows || r.key.len() != self.dim || r.code.len() != self.dim {
-            return Err(Error::InvalidArgument(format!(
-                "segment {}: row {} does not fit (rows {}/{}, dim {} vs {})",
-                self.id,
-                r.id,
-                self.rows,
-                self.expected_rows,
-                r.key.len(),
-                self.dim
-            )));
+    /// Store `graph` as key column `col`'s graph instead of building one
+    /// (a segment rewritten row for row keeps its graph).
+    pub fn with_graph(mut self, col: usize, graph: Vec<u8>) -> Self {
+        self.graphs.push((col, graph));
+        self
+    }
+
+    /// Append a row; rows must come in increasing id order, with one cell
+    /// per column of the schema, of the column's kind.
+    pub fn push(&mut self, id: u64, cells: &[Cell<'_>]) -> Result<()> {
+        let misfit = |why: String| Error::Internal(format!("segment row {id} does not fit: {why}"));
+        if self.rows == self.expected_rows {
+            return Err(misfit(format!("more than {} rows", self.expected_rows)));
         }
-        if self.rows > 0 && r.id <= self.max_id {
-            return Err(Error::InvalidArgument(format!(
-                "segment {}: row ids must increase ({} after {})",
-                self.id, r.id, self.max_id
-            )));
+        if cells.len() != self.cols.len() {
+            return Err(misfit(format!("{} cells for {} columns", cells.len(), self.cols.len())));
         }
-        let cols: [&[u8]; 7] = [
-            r.id.as_bytes(),
-            r.key.as_bytes(),
-            r.norm.as_bytes(),
-            r.code.as_bytes(),
-            r.scale.as_bytes(),
-            r.position.as_bytes(),
-            r.meta.as_bytes(),
-        ];
-        for (sink, bytes) in self.sinks.iter_mut().zip(cols) {
-            sink.push(&self.file, &self.tmp, bytes)?;
+        if self.rows > 0 && id <= self.max_id {
+            return Err(misfit(format!("ids must increase ({id} after {})", self.max_id)));
         }
-        self.values.push(r.value);
-        self.texts.push(r.text);
-        self.edges.extend_from_slice(r.edges);
-        self.edge_offsets.push(self.edges.len() as u64);
-        self.min_id = self.min_id.min(r.id);
-        self.max_id = r.id;
-        self.rows += 1;
+        self.ids.push(&self.file, &self.tmp, &id.to_le_bytes())?;
+        if let Some((u, pairs)) = &mut self.unique {
+            let bytes = unique_bytes(&cells[*u]);
+            pairs.push((unique_hash(&bytes), self.rows as u32));
+        }
+        let row = self.rows;
+        for (c, (buf, cell)) in self.cols.iter_mut().zip(cells).enumerate() {
+            let kind = &self.schema.columns()[c].kind;
+            match (buf, cell, kind) {
+                (
+                    ColBuf::Key { sinks, graph },
+                    Cell::Key {
+                        f32,
+                        norm,
+                        code,
+                        scale,
+                        prefix_norms,
+                    },
+                    ColumnKind::Key(k),
+                ) => {
+                    if f32.len() != k.dim as usize
+                        || (k.codes && code.len() != k.dim as usize)
+                        || prefix_norms.len() != k.prefixes.len()
+                    {
+                        return Err(misfit(format!("key of column {c} has the wrong shape")));
+                    }
+                    let mut parts: Vec<&[u8]> = vec![f32.as_bytes(), norm.as_bytes()];
+                    if k.codes {
+                        parts.push(code.as_bytes());
+                        parts.push(scale.as_bytes());
+                    }
+                    if !k.prefixes.is_empty() {
+                        parts.push(prefix_norms.as_bytes());
+                    }
+                    for (k, bytes) in parts.into_iter().enumerate() {
+                        self.sinks[*sinks + k].push(&self.file, &self.tmp, bytes)?;
+                    }
+                    if let Some((codes, scales, norms)) = graph {
+                        codes.extend_from_slice(code);
+                        scales.push(*scale);
+                        norms.push(*norm);
+                    }
+                }
+                (ColBuf::Fixed { sink, width }, Cell::Fixed(bits), _) => {
+                    let bytes = bits.to_le_bytes();
+                    self.sinks[*sink].push(&self.file, &self.tmp, &bytes[..*width])?;
+                }
+                (ColBuf::Symbol(d), Cell::Symbol(s), _) => d.push(s),
+                (ColBuf::Blob(b), Cell::Blob(bytes), _) => b.push(bytes),
+                (ColBuf::RawBlob { offsets, data }, Cell::Blob(bytes), _) => {
+                    data.extend_from_slice(bytes);
+                    offsets.push(data.len() as u64);
+                }
+                (ColBuf::Sparse { offsets, ids, weights }, Cell::Sparse(s), ColumnKind::Sparse(_)) => {
+                    ids.extend_from_slice(s.ids);
+                    match s.weights {
+                        WeightsRef::Counts(c) => weights.extend_from_slice(c),
+                        WeightsRef::F32(w) => weights.extend(w.iter().map(|x| x.to_bits())),
+                    }
+                    offsets.push(ids.len() as u64);
+                }
+                (ColBuf::Edges { offsets, targets }, Cell::Edges(e), _) => {
+                    targets.extend_from_slice(e);
+                    offsets.push(targets.len() as u64);
+                }
+                _ => return Err(misfit(format!("cell {c} is not of its column's kind"))),
+            }
+        }
+        self.min_id = self.min_id.min(id);
+        self.max_id = id;
+        self.rows = row + 1;
         Ok(())
     }
 
-    /// Write the remaining sections, header and directory; fsync; rename into
-    /// place. The caller fsyncs the directory before publishing a manifest.
-    pub fn finish(self) -> Result<()> {
-        self.finish_with_index(&[])
-    }
-
-    /// [`finish`](Self::finish), storing `index` (built by the index layer
-    /// over this segment's rows, in row order) as the segment's index.
-    pub fn finish_with_index(mut self, index: &[u8]) -> Result<()> {
+    /// Write the remaining parts (building graphs), header and directory;
+    /// fsync; rename into place. The caller fsyncs the directory before
+    /// publishing a manifest.
+    pub fn finish(mut self) -> Result<()> {
         if self.rows != self.expected_rows {
-            return Err(Error::InvalidArgument(format!(
+            return Err(Error::Internal(format!(
                 "segment {} expected {} rows, got {}",
                 self.id, self.expected_rows, self.rows
             )));
         }
-        let mut entries: Vec<(Section, u64, u64, u32)> = Vec::with_capacity(Section::ALL.len());
-        for (s, sink) in FIXED.iter().zip(self.sinks.iter_mut()) {
-            sink.flush(&self.file, &self.tmp)?;
-            entries.push((*s, sink.offset, sink.written, sink.crc.clone().finalize()));
+        let mut entries: Vec<(u16, u16, u64, u64, u32)> = Vec::new();
+        self.ids.flush(&self.file, &self.tmp)?;
+        let ids = &self.ids;
+        entries.push((ids.col, ids.part, ids.offset, ids.written, ids.crc.clone().finalize()));
+        for s in self.sinks.iter_mut() {
+            s.flush(&self.file, &self.tmp)?;
+            entries.push((s.col, s.part, s.offset, s.written, s.crc.clone().finalize()));
         }
-        self.values.finish();
-        self.texts.finish();
-        let var: [(Section, &[u8]); 9] = [
-            (Section::ValueOffsets, self.values.offsets.as_bytes()),
-            (Section::ValueBlocks, self.values.blocks.as_bytes()),
-            (Section::ValueData, &self.values.data),
-            (Section::TextOffsets, self.texts.offsets.as_bytes()),
-            (Section::TextBlocks, self.texts.blocks.as_bytes()),
-            (Section::TextData, &self.texts.data),
-            (Section::EdgeOffsets, self.edge_offsets.as_bytes()),
-            (Section::Edges, self.edges.as_bytes()),
-            (Section::Index, index),
-        ];
-        let mut offset = self.fixed_end;
-        for (s, bytes) in var {
-            self.file.write_all_at(bytes, offset).at(&self.tmp)?;
-            entries.push((s, offset, bytes.len() as u64, crc32fast::hash(bytes)));
+        let mut offset = self.streamed_end;
+        let mut put = |col: u16, part: u16, bytes: &[u8], file: &File, tmp: &Path| -> Result<()> {
+            file.write_all_at(bytes, offset).at(tmp)?;
+            entries.push((col, part, offset, bytes.len() as u64, crc32fast::hash(bytes)));
             offset = align_up(offset + bytes.len() as u64);
+            Ok(())
+        };
+        let cols = std::mem::take(&mut self.cols);
+        for (c, buf) in cols.into_iter().enumerate() {
+            let col = c as u16;
+            let (file, tmp) = (&self.file, self.tmp.as_path());
+            match buf {
+                ColBuf::Key { graph, .. } => {
+                    let spec = match &self.schema.columns()[c].kind {
+                        ColumnKind::Key(k) => k.clone(),
+                        _ => unreachable!(),
+                    };
+                    if spec.codes {
+                        let given = self
+                            .graphs
+                            .iter()
+                            .position(|g| g.0 == c)
+                            .map(|i| self.graphs.swap_remove(i).1);
+                        let bytes = match (graph, self.indexer, spec.index) {
+                            _ if given.is_some() => given.unwrap_or_default(),
+                            (Some((codes, scales, norms)), Some(ix), Some(index)) if self.rows > 0 => {
+                                ix.build(&IndexInput {
+                                    dim: spec.dim as usize,
+                                    metric: spec.metric.into(),
+                                    spec: index,
+                                    codes: &codes,
+                                    scales: &scales,
+                                    norms: &norms,
+                                })?
+                            }
+                            _ => Vec::new(),
+                        };
+                        put(col, part::KEY_GRAPH, &bytes, file, tmp)?;
+                    }
+                }
+                ColBuf::Fixed { .. } => {}
+                ColBuf::Symbol(d) => {
+                    let p = d.finish();
+                    put(col, part::DATA, p.data.as_bytes(), file, tmp)?;
+                    put(col, part::DICT_OFFSETS, p.offsets.as_bytes(), file, tmp)?;
+                    put(col, part::DICT_BYTES, &p.bytes, file, tmp)?;
+                    put(col, part::POSTING_OFFSETS, p.posting_offsets.as_bytes(), file, tmp)?;
+                    put(col, part::POSTING_ROWS, p.posting_rows.as_bytes(), file, tmp)?;
+                }
+                ColBuf::Blob(mut b) => {
+                    b.finish();
+                    put(col, part::OFFSETS, b.offsets.as_bytes(), file, tmp)?;
+                    put(col, part::BLOCKS, b.blocks.as_bytes(), file, tmp)?;
+                    put(col, part::BLOB_DATA, &b.data, file, tmp)?;
+                }
+                ColBuf::RawBlob { offsets, data } => {
+                    put(col, part::OFFSETS, offsets.as_bytes(), file, tmp)?;
+                    put(col, part::BLOB_DATA, &data, file, tmp)?;
+                }
+                ColBuf::Sparse { offsets, ids, weights } => {
+                    put(col, part::OFFSETS, offsets.as_bytes(), file, tmp)?;
+                    put(col, part::SPARSE_IDS, ids.as_bytes(), file, tmp)?;
+                    put(col, part::SPARSE_WEIGHTS, weights.as_bytes(), file, tmp)?;
+                }
+                ColBuf::Edges { offsets, targets } => {
+                    put(col, part::OFFSETS, offsets.as_bytes(), file, tmp)?;
+                    put(col, part::TARGETS, targets.as_bytes(), file, tmp)?;
+                }
+            }
+            if self.unique.as_ref().is_some_and(|(u, _)| *u == c) {
+                let (_, mut pairs) = self.unique.take().unwrap_or_default();
+                pairs.sort_unstable();
+                let hashes: Vec<u64> = pairs.iter().map(|p| p.0).collect();
+                let rows: Vec<u32> = pairs.iter().map(|p| p.1).collect();
+                put(col, part::UNIQUE_HASHES, hashes.as_bytes(), file, tmp)?;
+                put(col, part::UNIQUE_ROWS, rows.as_bytes(), file, tmp)?;
+            }
         }
         let total = offset;
+        if entries.len() != self.sections {
+            return Err(Error::Internal(format!(
+                "segment {}: {} sections written, {} planned",
+                self.id,
+                entries.len(),
+                self.sections
+            )));
+        }
+        entries.sort_unstable_by_key(|e| (e.0, e.1));
 
         let mut head = vec![0u8; directory_end(entries.len()) as usize];
         head[0..8].copy_from_slice(&SEGMENT_MAGIC);
-        head[8..12].copy_from_slice(&(FormatVersion::CURRENT as u32).to_le_bytes());
+        head[8..12].copy_from_slice(&(SegmentVersion::CURRENT as u32).to_le_bytes());
         head[12..16].copy_from_slice(&(entries.len() as u32).to_le_bytes());
         head[16..20].copy_from_slice(&self.table.to_le_bytes());
-        head[20..24].copy_from_slice(&(self.dim as u32).to_le_bytes());
+        head[20..24].copy_from_slice(&(self.schema.columns().len() as u32).to_le_bytes());
         head[24..32].copy_from_slice(&self.rows.to_le_bytes());
         let min_id = if self.rows == 0 { 0 } else { self.min_id };
         head[32..40].copy_from_slice(&min_id.to_le_bytes());
         head[40..48].copy_from_slice(&self.max_id.to_le_bytes());
-        head[48..52].copy_from_slice(&(BLOCK_SIZE as u32).to_le_bytes());
+        head[48..56].copy_from_slice(&self.schema.fingerprint().to_le_bytes());
+        head[56..60].copy_from_slice(&(BLOCK_SIZE as u32).to_le_bytes());
         let crc = crc32fast::hash(&head[0..60]);
         head[60..64].copy_from_slice(&crc.to_le_bytes());
         let mut p = HEADER_LEN;
-        for (s, off, len, crc) in &entries {
-            head[p..p + 4].copy_from_slice(&(*s as u32).to_le_bytes());
+        for (col, part, off, len, crc) in &entries {
+            head[p..p + 2].copy_from_slice(&col.to_le_bytes());
+            head[p + 2..p + 4].copy_from_slice(&part.to_le_bytes());
             head[p + 8..p + 16].copy_from_slice(&off.to_le_bytes());
             head[p + 16..p + 24].copy_from_slice(&len.to_le_bytes());
             head[p + 24..p + 28].copy_from_slice(&crc.to_le_bytes());
@@ -252,7 +479,17 @@ impl SegmentWriter {
     }
 }
 
-impl Drop for SegmentWriter {
+/// The canonical bytes of a unique column's value: what its hash covers.
+pub(crate) fn unique_bytes<'a>(c: &'a Cell<'a>) -> Cow<'a, [u8]> {
+    match c {
+        Cell::Fixed(bits) => Cow::Owned(bits.to_le_bytes().to_vec()),
+        Cell::Symbol(s) => Cow::Borrowed(s.as_bytes()),
+        Cell::Blob(b) => Cow::Borrowed(b.as_ref()),
+        _ => Cow::Borrowed(&[]),
+    }
+}
+
+impl Drop for SegmentWriter<'_> {
     /// A writer dropped before `finish` (an error, a cancelled merge) leaves
     /// no temp file behind; after `finish` the temp name no longer exists.
     fn drop(&mut self) {
