@@ -30,6 +30,7 @@ compile_error!(
     "engram's on-disk format is little-endian and read by zero-copy views; big-endian targets are not supported"
 );
 
+pub mod derived;
 pub mod error;
 pub mod index;
 pub mod kernels;

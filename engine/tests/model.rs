@@ -21,6 +21,7 @@ enum Op {
     Upsert(u8, u8),
     Delete(usize),
     Batch(Vec<BatchOp>),
+    Ingest(Vec<u8>, usize),
     Flush,
     Merge,
     Reopen,
@@ -51,6 +52,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (0u8..6, any::<u8>()).prop_map(|(t, d)| Op::Upsert(t, d)),
         3 => any::<usize>().prop_map(Op::Delete),
         2 => proptest::collection::vec(batch_op(), 1..6).prop_map(Op::Batch),
+        1 => (proptest::collection::vec(any::<u8>(), 0..30), any::<usize>()).prop_map(|(s, d)| Op::Ingest(s, d)),
         1 => Just(Op::Flush),
         1 => Just(Op::Merge),
         1 => Just(Op::Reopen),
@@ -298,6 +300,23 @@ proptest! {
                     let r = store.write(b).unwrap();
                     prop_assert_eq!(r.appended.iter().map(|r| r.0).collect::<Vec<_>>(), appended);
                     prop_assert_eq!(r.upserted.iter().map(|(r, n)| (r.0, *n)).collect::<Vec<_>>(), upserts);
+                }
+                Op::Ingest(seeds, d) => {
+                    let gone = m.target(d);
+                    let existed = m.rows.remove(&gone).is_some();
+                    let first = m.next_id;
+                    let rows: Vec<Row> = seeds
+                        .iter()
+                        .enumerate()
+                        .map(|(k, s)| m.row(*s, 3_000_000 + first + k as u64))
+                        .collect();
+                    let r = store.ingest(t, rows.clone(), &[RowId(gone)], Some(first)).unwrap();
+                    for row in rows {
+                        m.push(row);
+                    }
+                    prop_assert_eq!(r.ids, first..m.next_id);
+                    prop_assert_eq!(r.deleted, usize::from(existed));
+                    prop_assert_eq!(store.watermark().unwrap(), first);
                 }
                 Op::Flush => store.flush().unwrap(),
                 Op::Merge => {

@@ -66,9 +66,9 @@ fn extension_owner() -> pg_sys::Oid {
     owner
 }
 
-/// Serve one call of an engram SQL function: remember the caller (for
-/// `caller()`), then run `f` as the extension's owner, which is the only
-/// role that may touch engram's tables directly. The functions are SECURITY
+/// Run `f` — one catalog or truth-table statement, nothing user-defined — as
+/// the extension's owner, which is the only role that may touch engram's
+/// tables directly; `caller()` keeps naming the role that called engram. The functions are SECURITY
 /// INVOKER and switch here rather than being SECURITY DEFINER, because a
 /// definer function cannot see which role called it, only the session's.
 /// The switch is undone on return and on error (and a transaction abort
@@ -92,10 +92,16 @@ pub fn as_owner<T>(f: impl FnOnce() -> T) -> T {
             CALLER.with(|c| c.set(self.outer));
         }
     }
+    // Nested, the caller stays the one the outermost switch recorded (the
+    // current user is the owner by then).
     let _restore = Restore {
         user,
         context,
-        outer: CALLER.with(|c| c.replace(Some(user))),
+        outer: CALLER.with(|c| {
+            let outer = c.get();
+            c.set(Some(outer.unwrap_or(user)));
+            outer
+        }),
     };
     // SAFETY: the same call fmgr makes for SECURITY DEFINER functions: a
     // local user id change, flagged so that SET ROLE and friends are refused
@@ -131,4 +137,23 @@ pub fn uses_transaction_snapshot() -> bool {
     // SAFETY: XactIsoLevel is a plain int set at transaction start; this is
     // the IsolationUsesXactSnapshot() macro.
     unsafe { pg_sys::XactIsoLevel >= pg_sys::XACT_REPEATABLE_READ as i32 }
+}
+
+/// Run `f` with the transaction's snapshot active: SQL run from a
+/// transaction callback (pre-commit) has none of its own.
+pub fn with_snapshot<T>(f: impl FnOnce() -> T) -> T {
+    // SAFETY: inside a live transaction (the pre-commit callback), taking
+    // the transaction snapshot and pushing it is what a portal does before
+    // it runs a query; it is popped on return and on error (an error aborts
+    // the transaction, whose cleanup pops every active snapshot too).
+    unsafe { pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot()) };
+    struct Pop;
+    impl Drop for Pop {
+        fn drop(&mut self) {
+            // SAFETY: pops the snapshot pushed above.
+            unsafe { pg_sys::PopActiveSnapshot() };
+        }
+    }
+    let _pop = Pop;
+    f()
 }

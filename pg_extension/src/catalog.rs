@@ -7,7 +7,7 @@ use pgrx::prelude::*;
 use pgrx::spi::OwnedPreparedStatement;
 use pgrx::{PgBuiltInOids, PgOid, PgSqlErrorCode as Code};
 
-use crate::backend::caller;
+use crate::backend::{as_owner, caller};
 use crate::errors::user_error;
 
 /// A store's catalog row, as far as the engine copy depends on it.
@@ -82,18 +82,20 @@ fn with_kept<R>(
     args: &[pgrx::datum::DatumWithOid<'_>],
     f: impl FnOnce(pgrx::spi::SpiTupleTable<'_>) -> Result<R, pgrx::spi::Error>,
 ) -> R {
-    Spi::connect(|c| {
-        let stmt = KEPT.with(|k| k.borrow_mut().remove(sql));
-        let stmt = match stmt {
-            Some(s) => s,
-            None => {
-                let oids: Vec<PgOid> = types.iter().map(|t| PgOid::BuiltIn(*t)).collect();
-                c.prepare(sql, &oids)?.keep()
-            }
-        };
-        let result = c.select(&stmt, None, args).and_then(f);
-        KEPT.with(|k| k.borrow_mut().insert(sql, stmt));
-        result
+    as_owner(|| {
+        Spi::connect(|c| {
+            let stmt = KEPT.with(|k| k.borrow_mut().remove(sql));
+            let stmt = match stmt {
+                Some(s) => s,
+                None => {
+                    let oids: Vec<PgOid> = types.iter().map(|t| PgOid::BuiltIn(*t)).collect();
+                    c.prepare(sql, &oids)?.keep()
+                }
+            };
+            let result = c.select(&stmt, None, args).and_then(f);
+            KEPT.with(|k| k.borrow_mut().insert(sql, stmt));
+            result
+        })
     })
     .unwrap_or_else(|e| {
         user_error(
@@ -127,6 +129,19 @@ fn find_with(name: &str, need: Need) -> Option<(StoreRow, bool)> {
             };
             Ok(Some((row, r.get::<bool>(5)?.unwrap_or(false))))
         },
+    )
+}
+
+const PRIVILEGE: &str = "SELECT engram.privilege_of($1, $2, $3::regrole)";
+
+/// Whether `role` may use `store` for `privilege` (the rule of
+/// `engram.privilege_of`, read as the extension's owner).
+pub fn privilege(store: &str, privilege: &str, role: pgrx::pg_sys::Oid) -> bool {
+    with_kept(
+        PRIVILEGE,
+        &[PgBuiltInOids::TEXTOID, PgBuiltInOids::TEXTOID, PgBuiltInOids::OIDOID],
+        &[store.into(), privilege.into(), role.into()],
+        |t| Ok(!t.is_empty() && t.first().get::<bool>(1)?.unwrap_or(false)),
     )
 }
 
@@ -175,16 +190,25 @@ impl Need {
     }
 }
 
+/// An SPI failure inside a catalog statement: an internal error (XX000),
+/// never swallowed.
+fn spi_failed(what: &str, e: pgrx::spi::Error) -> ! {
+    user_error(Code::ERRCODE_INTERNAL_ERROR, format!("engram: {what} failed: {e}"))
+}
+
 /// ERROR 42501 with `denied` unless `sql`, given the store name and the
 /// calling role, answers true.
 fn check(name: &str, sql: &str, extra: Option<&str>, denied: String) {
     let role = caller();
-    let ok = match extra {
+    let ok = as_owner(|| match extra {
         Some(x) => Spi::get_one_with_args::<bool>(sql, &[name.into(), role.into(), x.into()]),
         None => Spi::get_one_with_args::<bool>(sql, &[name.into(), role.into()]),
-    };
-    if !ok.ok().flatten().unwrap_or(false) {
-        user_error(Code::ERRCODE_INSUFFICIENT_PRIVILEGE, denied);
+    });
+    match ok {
+        Ok(Some(true)) => {}
+        // No row: the store is gone (checked before), so no right either.
+        Ok(_) | Err(pgrx::spi::Error::InvalidPosition) => user_error(Code::ERRCODE_INSUFFICIENT_PRIVILEGE, denied),
+        Err(e) => spi_failed("a privilege check", e),
     }
 }
 
@@ -215,34 +239,54 @@ pub fn require_owner(name: &str) {
 
 /// Lock the store's catalog row until the transaction ends and return its
 /// latest committed watermark. While the lock is held no writer of the store
-/// can commit, and a writer that committed before it has published.
+/// can commit (each takes the row at commit), and a writer that committed
+/// before it has published.
 pub fn lock(name: &str) -> u64 {
-    Spi::get_one_with_args::<i64>(
-        "SELECT watermark FROM engram.stores WHERE name = $1 FOR UPDATE",
-        &[name.into()],
-    )
-    .ok()
-    .flatten()
-    .unwrap_or_else(|| user_error(Code::ERRCODE_UNDEFINED_OBJECT, format!("store {name:?} does not exist"))) as u64
-}
-
-/// Count one change and allocate `ids` row ids: returns the new watermark and
-/// the first id. The row lock this takes serializes the store's writers, so
-/// watermarks and ids follow commit order.
-pub fn bump(name: &str, ids: i64) -> (u64, u64) {
-    let (w, first) = Spi::get_two_with_args::<i64, i64>(
-        "UPDATE engram.stores SET watermark = watermark + 1, next_id = next_id + $2 \
-         WHERE name = $1 RETURNING watermark, next_id - $2",
-        &[name.into(), ids.into()],
-    )
-    .unwrap_or_else(|e| {
-        user_error(
-            Code::ERRCODE_INTERNAL_ERROR,
-            format!("engram: catalog update failed: {e}"),
+    let w = as_owner(|| {
+        Spi::get_one_with_args::<i64>(
+            "SELECT watermark FROM engram.stores WHERE name = $1 FOR UPDATE",
+            &[name.into()],
         )
     });
-    match (w, first) {
-        (Some(w), Some(f)) => (w as u64, f as u64),
-        _ => user_error(Code::ERRCODE_UNDEFINED_OBJECT, format!("store {name:?} does not exist")),
+    match w {
+        Ok(Some(w)) => w as u64,
+        Ok(None) | Err(pgrx::spi::Error::InvalidPosition) => {
+            user_error(Code::ERRCODE_UNDEFINED_OBJECT, format!("store {name:?} does not exist"))
+        }
+        Err(e) => spi_failed("locking the store's catalog row", e),
     }
+}
+
+/// At commit: count one change of `name` and return its watermark (`None`
+/// if the store was dropped meanwhile). The row lock this takes is held to
+/// the end of the commit, so watermarks follow commit order.
+pub fn take_watermark(name: &str) -> Option<u64> {
+    let w = as_owner(|| {
+        Spi::get_one_with_args::<i64>(
+            "UPDATE engram.stores SET watermark = watermark + 1 WHERE name = $1 RETURNING watermark",
+            &[name.into()],
+        )
+    });
+    match w {
+        Ok(w) => w.map(|w| w as u64),
+        Err(pgrx::spi::Error::InvalidPosition) => None,
+        Err(e) => spi_failed("counting a change of the store", e),
+    }
+}
+
+/// `n` new row ids: increasing, never given out again (a sequence, so no
+/// lock is held until commit).
+pub fn new_ids(n: i64) -> Vec<u64> {
+    let ids = as_owner(|| {
+        Spi::connect(|c| {
+            let t = c.select(
+                "SELECT pg_catalog.nextval('engram.row_id') FROM pg_catalog.generate_series(1, $1)",
+                None,
+                &[n.into()],
+            )?;
+            t.map(|r| r.get::<i64>(1).map(|v| v.unwrap_or(0) as u64))
+                .collect::<Result<Vec<_>, _>>()
+        })
+    });
+    ids.unwrap_or_else(|e| spi_failed("taking row ids", e))
 }

@@ -13,13 +13,21 @@ use crate::errors::user_error;
 pub const KEY: ColumnId = ColumnId(0);
 /// Column of the body.
 pub const BODY: ColumnId = ColumnId(1);
+/// The column of the SQL row id (the engine copy's unique source id).
+pub const SOURCE_ID: &str = "id";
+/// Columns before the metadata columns.
+const FIRST_META: usize = 3;
 
 /// The engine table of a store of kind `rows` with keys of `dim` and graph
-/// settings `index`: `key`, `body`, then one column per metadata key.
+/// settings `index`: `key`, `body`, the SQL row `id` (unique: the engine's
+/// own row ids are assigned in publish order), then one column per
+/// metadata key.
 pub fn rows_schema(dim: u32, index: IndexSpec) -> engram::Result<Schema> {
     Schema::builder()
         .key("key", KeySpec::new(Dim::new(dim)?).with_index(Some(index)))
         .text("body")
+        .fixed(SOURCE_ID, FixedType::U64)
+        .unique(SOURCE_ID)
         .symbol("namespace")
         .symbol("session")
         .enumeration("scope", &["global", "user", "session"])
@@ -40,12 +48,12 @@ fn bad(msg: String) -> ! {
     user_error(Code::ERRCODE_INVALID_PARAMETER_VALUE, msg)
 }
 
-/// The metadata columns of `s`: all but the key and the body.
-fn meta_columns(s: &Schema) -> impl Iterator<Item = (ColumnId, &engram::storage::Column)> {
+/// The metadata columns of `s`: all but the key, the body and the id.
+pub fn meta_columns(s: &Schema) -> impl Iterator<Item = (ColumnId, &engram::storage::Column)> {
     s.columns()
         .iter()
         .enumerate()
-        .skip(2)
+        .skip(FIRST_META)
         .map(|(i, c)| (ColumnId(i as u16), c))
 }
 

@@ -10,8 +10,10 @@ pub fn sqlstate(e: &Error) -> Code {
         Error::InvalidArgument(_) | Error::DimensionMismatch { .. } | Error::NonFinite { .. } => {
             Code::ERRCODE_INVALID_PARAMETER_VALUE
         }
-        Error::NoSuchTable(_) | Error::NotFound(_) => Code::ERRCODE_UNDEFINED_OBJECT,
+        Error::ColumnType { .. } => Code::ERRCODE_INVALID_PARAMETER_VALUE,
+        Error::NoSuchTable(_) | Error::NotFound(_) | Error::NoSuchColumn(_) => Code::ERRCODE_UNDEFINED_OBJECT,
         Error::TableExists(_) | Error::AlreadyExists(_) => Code::ERRCODE_DUPLICATE_OBJECT,
+        Error::Duplicate { .. } => Code::ERRCODE_UNIQUE_VIOLATION,
         Error::WriterLocked { .. } => Code::ERRCODE_LOCK_NOT_AVAILABLE,
         Error::Cancelled => Code::ERRCODE_QUERY_CANCELED,
         Error::TooLarge { .. } => Code::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
@@ -19,13 +21,33 @@ pub fn sqlstate(e: &Error) -> Code {
             Code::ERRCODE_DATA_CORRUPTED
         }
         Error::Io { .. } | Error::WriterFailed(_) => Code::ERRCODE_IO_ERROR,
+        // `Internal`, `ReadOnly` and anything newer: states engram never
+        // produces on its own.
         _ => Code::ERRCODE_INTERNAL_ERROR,
     }
 }
 
-/// Raise `e` as an ERROR (does not return).
+/// `msg` with the server's data directory replaced by `$PGDATA`: engine
+/// messages name files, and clients need not learn where the server keeps
+/// them.
+pub fn scrub(msg: &str) -> String {
+    let dir = crate::backend::data_dir();
+    let dir = dir.to_string_lossy();
+    if dir.is_empty() {
+        return msg.to_string();
+    }
+    msg.replace(dir.as_ref(), "$PGDATA")
+}
+
+/// Raise `e` as an ERROR (does not return). The server log gets the message
+/// with its paths; the client, the message with `$PGDATA` for them.
 pub fn raise(e: Error) -> ! {
-    ereport!(PgLogLevel::ERROR, sqlstate(&e), format!("engram: {e}"));
+    let full = format!("engram: {e}");
+    let shown = scrub(&full);
+    if shown != full {
+        log!("{full}");
+    }
+    ereport!(PgLogLevel::ERROR, sqlstate(&e), shown);
     unreachable!("ereport(ERROR) returned")
 }
 

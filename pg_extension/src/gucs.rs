@@ -10,6 +10,19 @@ pub static RESCORE: GucSetting<i32> = GucSetting::<i32>::new(4);
 /// a segment and builds the segment's graph.
 pub static MEMTABLE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(64 * 1024);
 
+/// Testing only (superuser): a fault to inject into every publish at commit
+/// of this session — `publish_panic` (a panic with the writer role held) or
+/// `publish_stall` (a 5 s pause with the role held, to kill the backend in).
+pub static INJECT_FAULT: GucSetting<Option<std::ffi::CString>> = GucSetting::<Option<std::ffi::CString>>::new(None);
+
+/// The fault to inject, if any (see [`INJECT_FAULT`]).
+pub fn fault() -> Option<String> {
+    INJECT_FAULT
+        .get()
+        .map(|c| c.to_string_lossy().into_owned())
+        .filter(|s| !s.is_empty())
+}
+
 /// Register the settings (called from `_PG_init`).
 pub fn init() {
     GucRegistry::define_int_guc(
@@ -41,5 +54,13 @@ pub fn init() {
         1024 * 1024,
         GucContext::Userset,
         GucFlags::UNIT_KB,
+    );
+    GucRegistry::define_string_guc(
+        c"engram.inject_fault",
+        c"Testing only: a fault injected into every publish at commit (publish_panic, publish_stall).",
+        c"For the crash and concurrency tests; leave unset.",
+        &INJECT_FAULT,
+        GucContext::Suset,
+        GucFlags::default(),
     );
 }

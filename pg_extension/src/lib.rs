@@ -41,12 +41,51 @@ fn format_version() -> i32 {
 
 extension_sql!(
     r#"
+-- Whether a role may read or write a store. It answers only about the
+-- calling role, or a role the caller is a member of (engram.privilege_check,
+-- which sees who calls it, raises 42501 otherwise): who may do what with
+-- someone else's store is its owner's business.
+CREATE FUNCTION engram.has_privilege(store text, privilege text, role regrole DEFAULT current_user::regrole)
+RETURNS boolean LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT engram.privilege_check($1, $2, $3::oid) $$;
+COMMENT ON FUNCTION engram.has_privilege(text, text, regrole) IS 'Whether role (default: the current user; otherwise a role the caller is a member of) may read or write the store: superusers, members of the owner role, and grantees.';
+COMMENT ON FUNCTION engram.privilege_check(text, text, oid) IS 'The check behind engram.has_privilege; use that.';
+
+-- Truth tables are readable only where the store is; they are written only
+-- through engram's functions, which check rights and keep the engine in step.
+ALTER TABLE engram.stores ENABLE ROW LEVEL SECURITY;
+ALTER TABLE engram.grants ENABLE ROW LEVEL SECURITY;
+ALTER TABLE engram.rows ENABLE ROW LEVEL SECURITY;
+CREATE POLICY stores_visible ON engram.stores FOR SELECT USING (engram.has_privilege(name, 'read'));
+CREATE POLICY grants_visible ON engram.grants FOR SELECT USING (engram.has_privilege(store, 'read'));
+CREATE POLICY rows_visible ON engram.rows FOR SELECT USING (engram.has_privilege(store, 'read'));
+
+CREATE FUNCTION engram.list_stores()
+RETURNS TABLE (name text, owner regrole, kind text, dim integer, settings jsonb, created timestamptz, watermark bigint)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT s.name, s.owner, s.kind, s.dim, s.settings, s.created, s.watermark
+    FROM engram.stores s
+    WHERE engram.has_privilege(s.name, 'read')
+    ORDER BY s.name
+$$;
+COMMENT ON FUNCTION engram.list_stores() IS 'The stores the current user may read.';
+"#,
+    name = "privileges",
+    requires = [api::privilege_check]
+);
+
+extension_sql!(
+    r#"
 COMMENT ON SCHEMA engram IS 'engram: memory that can speak';
 COMMENT ON FUNCTION engram.version() IS 'Version of the pg_engram extension.';
 COMMENT ON FUNCTION engram.format_version() IS 'Format version of the segment files the engram engine writes (WAL and manifest carry their own; see docs/design.md §9).';
 COMMENT ON FUNCTION engram.create_store(text, integer, text, jsonb) IS 'create_store(name, dim, kind => ''rows'', settings => ''{}''): create a store of dim-dimensional keys owned by the current user. Names: 1 to 63 letters, digits, _ or -. settings: m (2 to 128, default 16) and ef_construction (1 to 4096, default 200) of the HNSW graphs that engram.optimize builds.';
 COMMENT ON FUNCTION engram.drop_store(text) IS 'drop_store(name): drop a store with its rows and grants (owner only); its engine copy is removed at commit.';
-COMMENT ON FUNCTION engram.insert(text, real[], text, jsonb) IS 'insert(store, key, body => '''', meta => ''{}''): add a row to engram.rows and, at commit, to the engine copy; returns the row id. meta keys: namespace, session, scope, kind, tier, timestamp, order, access_count, token_count, authority, confidence, decay_rate, anchor_density.';
+COMMENT ON FUNCTION engram.insert(text, real[], text, jsonb) IS 'insert(store, key, body => '''', meta => ''{}''): add a row to engram.rows and, at commit, to the engine copy; returns the row id (from sequence engram.row_id: increasing, never given out twice). meta keys: namespace, session, scope, kind, tier, timestamp, order, access_count, token_count, authority, confidence, decay_rate, anchor_density.';
+COMMENT ON FUNCTION engram.insert_many(text, real[], text[], jsonb[]) IS 'insert_many(store, keys, bodies => NULL, metas => NULL): insert one row per key (keys one after another, e.g. array_agg(key) of a query); bodies and metas, if given, hold one element per row. Returns the rows'' ids in order; the engine copy receives them at commit, as one change however many.';
 COMMENT ON FUNCTION engram.delete(text, bigint) IS 'delete(store, id): delete a row from engram.rows and, at commit, from the engine copy; returns whether it existed.';
 COMMENT ON FUNCTION engram.get(text, bigint) IS 'get(store, id): the row as the engine copy holds it (no row if absent).';
 COMMENT ON FUNCTION engram.scan(text) IS 'scan(store): every row of the engine copy in id order, for joins and checks against engram.rows.';
@@ -65,6 +104,7 @@ COMMENT ON FUNCTION engram.revoke(text, text, text) IS 'revoke(store, role, priv
         api::create_store,
         api::drop_store,
         api::insert,
+        api::insert_many,
         api::delete,
         api::get,
         api::scan,

@@ -12,12 +12,17 @@ CREATE TABLE engram.stores (
     created   timestamptz NOT NULL DEFAULT now(),
     uid       text        NOT NULL,
     watermark bigint      NOT NULL DEFAULT 0,
-    next_id   bigint      NOT NULL DEFAULT 0,
     CONSTRAINT store_name_is_valid CHECK (name ~ '^[A-Za-z0-9_-]{1,63}$'),
     CONSTRAINT store_dim_is_valid CHECK (dim BETWEEN 1 AND 65536),
     CONSTRAINT store_kind_is_valid CHECK (kind IN ('rows'))
 );
-COMMENT ON TABLE engram.stores IS 'One row per store: its owner, kind, key dimension, settings, and watermark (the number of committed changes; each engine copy records the watermark it reflects).';
+COMMENT ON TABLE engram.stores IS 'One row per store: its owner, kind, key dimension, settings, and watermark (the number of committed transactions that changed it, counted at commit; each engine copy records the watermark it reflects).';
+
+-- Row ids of every store: increasing, never given out twice (a rolled-back
+-- insert leaves a gap). A sequence rather than a counter in engram.stores,
+-- so that writers do not lock a catalog row until they commit.
+CREATE SEQUENCE engram.row_id MINVALUE 0 START 0;
+COMMENT ON SEQUENCE engram.row_id IS 'Row ids of engram stores, taken by engram.insert and engram.insert_many.';
 
 CREATE TABLE engram.grants (
     store     text    NOT NULL REFERENCES engram.stores (name) ON DELETE CASCADE,
@@ -41,6 +46,7 @@ COMMENT ON TABLE engram.rows IS 'The truth of generic stores: every row written 
 SELECT pg_catalog.pg_extension_config_dump('engram.stores', '');
 SELECT pg_catalog.pg_extension_config_dump('engram.grants', '');
 SELECT pg_catalog.pg_extension_config_dump('engram.rows', '');
+SELECT pg_catalog.pg_extension_config_dump('engram.row_id', '');
 
 -- The rule of who may do what, in one place. PL/pgSQL because it caches the
 -- plan of its query for the session: a SQL function with an EXISTS subquery
@@ -65,34 +71,10 @@ $$;
 REVOKE ALL ON FUNCTION engram.privilege_of(text, text, regrole) FROM PUBLIC;
 COMMENT ON FUNCTION engram.privilege_of(text, text, regrole) IS 'privilege_of(store, privilege, role): the rule behind has_privilege, for engram''s own functions (not granted to PUBLIC).';
 
-CREATE FUNCTION engram.has_privilege(store text, privilege text, role regrole DEFAULT current_user::regrole)
-RETURNS boolean LANGUAGE sql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT engram.privilege_of($1, $2, $3)
-$$;
-COMMENT ON FUNCTION engram.has_privilege(text, text, regrole) IS 'Whether role (default: the current user) may read or write the store: superusers, members of the owner role, and grantees.';
-
--- Truth tables are readable only where the store is; they are written only
--- through engram's functions, which check rights and keep the engine in step.
-ALTER TABLE engram.stores ENABLE ROW LEVEL SECURITY;
-ALTER TABLE engram.grants ENABLE ROW LEVEL SECURITY;
-ALTER TABLE engram.rows ENABLE ROW LEVEL SECURITY;
-CREATE POLICY stores_visible ON engram.stores FOR SELECT USING (engram.has_privilege(name, 'read'));
-CREATE POLICY grants_visible ON engram.grants FOR SELECT USING (engram.has_privilege(store, 'read'));
-CREATE POLICY rows_visible ON engram.rows FOR SELECT USING (engram.has_privilege(store, 'read'));
 REVOKE ALL ON engram.stores, engram.grants, engram.rows FROM PUBLIC;
 GRANT SELECT ON engram.stores, engram.grants, engram.rows TO PUBLIC;
 GRANT USAGE ON SCHEMA engram TO PUBLIC;
 
-CREATE FUNCTION engram.list_stores()
-RETURNS TABLE (name text, owner regrole, kind text, dim integer, settings jsonb, created timestamptz, watermark bigint)
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT s.name, s.owner, s.kind, s.dim, s.settings, s.created, s.watermark
-    FROM engram.stores s
-    WHERE engram.has_privilege(s.name, 'read')
-    ORDER BY s.name
-$$;
-COMMENT ON FUNCTION engram.list_stores() IS 'The stores the current user may read.';
+-- engram.has_privilege, the row-level security policies that use it and
+-- engram.list_stores are created after the extension's functions (lib.rs,
+-- block "privileges"): has_privilege checks who calls it, in Rust.

@@ -1,8 +1,7 @@
 //! `engram.search`: nearest rows of a store as a set-returning function, so
 //! it joins with relational tables (`JOIN LATERAL`).
 
-use std::collections::HashSet;
-use std::sync::Arc;
+use std::collections::BTreeSet;
 
 use engram::index::{Filter, HitRef, SearchParams};
 use engram::kernels::distance::Metric;
@@ -45,7 +44,7 @@ fn filter_from_json(schema: &engram::storage::Schema, v: &Value) -> Filter {
                 )
             }
             "ids" => {
-                let ids: HashSet<u64> = v
+                let ids: BTreeSet<u64> = v
                     .as_array()
                     .unwrap_or_else(|| bad("filter ids must be an array of row ids".into()))
                     .iter()
@@ -54,16 +53,19 @@ fn filter_from_json(schema: &engram::storage::Schema, v: &Value) -> Filter {
                             .unwrap_or_else(|| bad("filter ids must be non-negative integers".into()))
                     })
                     .collect();
-                f = f.and(Filter::Ids(Arc::new(ids)));
+                // SQL ids are the copy's `id` column, not its row ids.
+                f = f.and(Filter::In(
+                    convert::SOURCE_ID.into(),
+                    ids.into_iter().map(engram::storage::Value::UInt).collect(),
+                ));
             }
-            other if schema.id(other).is_ok_and(|id| id.0 >= 2) => {
+            other if convert::meta_columns(schema).any(|(_, c)| c.name == other) => {
                 meta.insert(k.clone(), v.clone());
             }
             other => bad(format!(
                 "unknown filter key {other:?}; allowed: {}, time_from, time_to, ids",
-                schema.columns()[2..]
-                    .iter()
-                    .map(|c| c.name.as_str())
+                convert::meta_columns(schema)
+                    .map(|(_, c)| c.name.as_str())
                     .collect::<Vec<_>>()
                     .join(", ")
             )),
@@ -122,7 +124,7 @@ fn nearest<T>(
         metric: Some(metric),
         ef: ef.unwrap_or_else(|| gucs::EF_SEARCH.get()) as usize,
         rescore: gucs::RESCORE.get() as usize,
-        filter: filter_from_json(&h.schema, filter),
+        filter: filter_from_json(h.schema(), filter),
         ..SearchParams::default()
     };
     if query.len() != h.dim as usize {
@@ -132,9 +134,9 @@ fn nearest<T>(
             h.dim
         ));
     }
-    let snap = h.store.snapshot().or_raise();
+    let snap = h.copy.store().snapshot().or_raise();
     let hits = snap
-        .table(h.table)
+        .table(h.copy.table())
         .or_raise()
         .search(&query, k as usize, &params)
         .or_raise();
@@ -162,24 +164,22 @@ fn search(
         name!(meta, JsonB),
     ),
 > {
-    crate::backend::as_owner(|| {
-        // Each hit's body and meta come from the snapshot the search ran on:
-        // k hits always carry their rows.
-        let rows = nearest(store, query, k, &filter.0, metric, ef, |h, hit| {
-            let body = hit
-                .row
-                .text(engram::storage::TextCol(convert::BODY))
-                .or_raise()
-                .into_owned();
-            (
-                hit.id.0 as i64,
-                hit.distance,
-                body,
-                JsonB(convert::meta_to_json(&h.schema, &hit.row)),
-            )
-        });
-        TableIterator::new(rows)
-    })
+    // Each hit's body and meta come from the snapshot the search ran on:
+    // k hits always carry their rows.
+    let rows = nearest(store, query, k, &filter.0, metric, ef, |h, hit| {
+        let body = hit
+            .row
+            .text(engram::storage::TextCol(convert::BODY))
+            .or_raise()
+            .into_owned();
+        (
+            hit.row.get(h.copy.source_column()) as i64,
+            hit.distance,
+            body,
+            JsonB(convert::meta_to_json(h.schema(), &hit.row)),
+        )
+    });
+    TableIterator::new(rows)
 }
 
 /// Like `search`, returning only ids and distances: no row is decoded, so
@@ -196,10 +196,8 @@ fn search_ids(
     metric: default!(&str, "'cosine'"),
     ef: default!(Option<i32>, "NULL"),
 ) -> TableIterator<'static, (name!(id, i64), name!(distance, f32))> {
-    crate::backend::as_owner(|| {
-        let hits = nearest(store, query, k, &filter.0, metric, ef, |_, hit| {
-            (hit.id.0 as i64, hit.distance)
-        });
-        TableIterator::new(hits)
-    })
+    let hits = nearest(store, query, k, &filter.0, metric, ef, |h, hit| {
+        (hit.row.get(h.copy.source_column()) as i64, hit.distance)
+    });
+    TableIterator::new(hits)
 }

@@ -1,64 +1,141 @@
-//! Commit-time publish: changes are prepared when a function is called and
-//! handed to the engine only once the transaction has committed. ROLLBACK and
-//! ROLLBACK TO SAVEPOINT drop what they undo; other backends see a change in
-//! the engine only after its commit.
+//! Changes made by the current transaction, and their publish at commit.
 //!
-//! Publishing runs in the COMMIT callback, after the commit record is written
-//! and before the transaction's locks are released. The store's catalog row
-//! lock, taken by every write, is therefore still held: publishes happen in
-//! commit order. A publish that cannot happen (I/O error, or an engine copy
-//! not at the watermark this transaction started from) is reported as a
-//! WARNING — an error is impossible after commit — and the copy is brought
-//! back in step from the tables on its next use.
+//! Each insert and delete is recorded with its (sub)transaction level; the
+//! rows themselves go to a spool — memory, then an unlinked temporary file
+//! past [`SPOOL_MEMORY`] — so a transaction of any size is never held whole
+//! in the backend's heap. ROLLBACK and ROLLBACK TO SAVEPOINT forget what
+//! they undo.
+//!
+//! At `PRE_COMMIT` (errors are still possible, and SQL still runs) each
+//! store with a net change takes its watermark: `UPDATE engram.stores SET
+//! watermark = watermark + 1`. The row lock this takes is held only from
+//! there to the end of the commit, so writers of a store do not queue
+//! behind each other's open transactions. At `COMMIT` (no error is possible
+//! any more) the net change is published to the engine copy at that
+//! watermark through `engram::derived` (the writer role released on every
+//! path, panics included); a copy that is out of turn, or a publish that
+//! fails, is repaired from the tables on the copy's next use.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::time::Duration;
 
-use engram::storage::{Row, RowId, WriteBatch};
+use engram::derived::{Change, ChangeSet, RoleWait, Step, Turn};
+use engram::storage::Row;
 use pgrx::prelude::*;
 use pgrx::{register_subxact_callback, register_xact_callback, PgSubXactCallbackEvent, PgXactCallbackEvent};
 
 use crate::backend::nest_level;
 use crate::engine_copy;
 
-/// One prepared change.
-pub enum Change {
-    /// A row inserted at an id.
-    Insert(u64, Box<Row>),
-    /// A row id deleted.
-    Delete(u64),
-    /// Nothing changed but the catalog watermark (a delete of a missing id);
-    /// publishing it keeps the copy's watermark equal to the catalog's.
-    Nothing,
-}
+/// Row bytes kept in memory before the spool moves to a temporary file.
+const SPOOL_MEMORY: usize = 16 << 20;
 
+/// One recorded change: a row inserted (its bytes at `at` in the spool) or
+/// deleted, by its SQL id.
 struct Op {
     level: i32,
     store: String,
-    watermark: u64,
-    change: Change,
+    id: u64,
+    /// Offset and length of the inserted row's bytes; `None` for a delete.
+    row: Option<(u64, u32)>,
+}
+
+/// Row bytes of the transaction: memory, then a file.
+#[derive(Default)]
+struct Spool {
+    mem: Vec<u8>,
+    file: Option<File>,
+    len: u64,
+}
+
+impl Spool {
+    fn put(&mut self, bytes: &[u8]) -> std::io::Result<(u64, u32)> {
+        let at = self.len;
+        if self.file.is_none() && self.mem.len() + bytes.len() > SPOOL_MEMORY {
+            let mut f = tempfile::tempfile_in(engine_copy::spool_dir()?)?;
+            f.write_all(&self.mem)?;
+            self.mem = Vec::new();
+            self.file = Some(f);
+        }
+        match &mut self.file {
+            Some(f) => {
+                f.seek(SeekFrom::End(0))?;
+                f.write_all(bytes)?;
+            }
+            None => self.mem.extend_from_slice(bytes),
+        }
+        self.len += bytes.len() as u64;
+        Ok((at, bytes.len() as u32))
+    }
+
+    fn get(&mut self, (at, len): (u64, u32)) -> std::io::Result<Vec<u8>> {
+        match &mut self.file {
+            Some(f) => {
+                let mut b = vec![0u8; len as usize];
+                f.seek(SeekFrom::Start(at))?;
+                f.read_exact(&mut b)?;
+                Ok(b)
+            }
+            None => Ok(self.mem[at as usize..at as usize + len as usize].to_vec()),
+        }
+    }
 }
 
 #[derive(Default)]
 struct Txn {
     ops: Vec<Op>,
     drops: Vec<(i32, String)>,
+    spool: Spool,
+    /// Set at pre-commit: each store's net change and the watermark it took.
+    publishes: Vec<Publish>,
     hooked: bool,
+}
+
+/// A store's net change and its place in the store's history.
+struct Publish {
+    store: String,
+    watermark: u64,
+    inserts: Vec<(u64, (u64, u32))>,
+    deletes: Vec<u64>,
 }
 
 thread_local! {
     static TXN: RefCell<Txn> = RefCell::new(Txn::default());
 }
 
-/// Remember a change made to `store` at catalog watermark `watermark`.
-pub fn record(store: &str, watermark: u64, change: Change) {
+/// Remember that row `id` of `store` was inserted as `row`.
+pub fn record_insert(store: &str, id: u64, row: &Row) {
+    hook();
+    let bytes = row.to_bytes().unwrap_or_else(|e| crate::errors::raise(e));
+    TXN.with(|t| {
+        let mut t = t.borrow_mut();
+        let at = t.spool.put(&bytes).unwrap_or_else(|e| {
+            crate::errors::user_error(
+                pgrx::PgSqlErrorCode::ERRCODE_IO_ERROR,
+                format!("engram: cannot spool the transaction's rows: {e}"),
+            )
+        });
+        t.ops.push(Op {
+            level: nest_level(),
+            store: store.to_string(),
+            id,
+            row: Some(at),
+        });
+    });
+}
+
+/// Remember that row `id` of `store` was deleted.
+pub fn record_delete(store: &str, id: u64) {
     hook();
     TXN.with(|t| {
         t.borrow_mut().ops.push(Op {
             level: nest_level(),
             store: store.to_string(),
-            watermark,
-            change,
+            id,
+            row: None,
         })
     });
 }
@@ -79,6 +156,7 @@ fn hook() {
     if !first {
         return;
     }
+    register_xact_callback(PgXactCallbackEvent::PreCommit, pre_commit);
     register_xact_callback(PgXactCallbackEvent::Commit, || {
         let txn = TXN.with(|t| std::mem::take(&mut *t.borrow_mut()));
         // Nothing may unwind out of a commit callback.
@@ -90,7 +168,10 @@ fn hook() {
         TXN.with(|t| *t.borrow_mut() = Txn::default());
     });
     register_xact_callback(PgXactCallbackEvent::PrePrepare, || {
-        error!("engram: PREPARE TRANSACTION is not supported for transactions that change engram stores");
+        crate::errors::user_error(
+            pgrx::PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            "engram: PREPARE TRANSACTION is not supported for transactions that change engram stores",
+        );
     });
     register_subxact_callback(PgSubXactCallbackEvent::AbortSub, |_, _| {
         let level = nest_level();
@@ -114,98 +195,148 @@ fn hook() {
     });
 }
 
-fn publish(txn: Txn) {
+/// A store's net change: inserted rows (id -> spool place) and deletes.
+type Net = (BTreeMap<u64, (u64, u32)>, Vec<u64>);
+
+/// Net changes per store: rows inserted and not deleted again, and deletes
+/// of rows that existed before the transaction.
+fn net(ops: &[Op]) -> BTreeMap<&str, Net> {
+    let mut by: BTreeMap<&str, Net> = BTreeMap::new();
+    for o in ops {
+        let (ins, del) = by.entry(o.store.as_str()).or_default();
+        match o.row {
+            Some(at) => {
+                ins.insert(o.id, at);
+            }
+            None => {
+                if ins.remove(&o.id).is_none() {
+                    del.push(o.id);
+                }
+            }
+        }
+    }
+    by
+}
+
+/// Take a watermark for each store with a net change (errors abort the
+/// commit, as they should).
+fn pre_commit() {
+    let publishes: Vec<Publish> = TXN.with(|t| {
+        let t = t.borrow();
+        net(&t.ops)
+            .into_iter()
+            .filter(|(store, (ins, del))| {
+                let empty = ins.is_empty() && del.is_empty();
+                !empty && !t.drops.iter().any(|d| d.1 == *store)
+            })
+            .map(|(store, (ins, del))| Publish {
+                store: store.to_string(),
+                watermark: 0,
+                inserts: ins.into_iter().collect(),
+                deletes: del,
+            })
+            .collect()
+    });
+    let publishes = crate::backend::with_snapshot(|| {
+        publishes
+            .into_iter()
+            .filter_map(|mut p| {
+                p.watermark = crate::catalog::take_watermark(&p.store)?;
+                Some(p)
+            })
+            .collect()
+    });
+    TXN.with(|t| t.borrow_mut().publishes = publishes);
+}
+
+/// A store's net change, read back from the spool.
+struct Spooled<'a> {
+    spool: &'a mut Spool,
+    publish: &'a Publish,
+    schema: &'a engram::storage::Schema,
+}
+
+impl ChangeSet for Spooled<'_> {
+    fn bytes(&self) -> usize {
+        self.publish
+            .inserts
+            .iter()
+            .map(|(_, (_, len))| *len as usize)
+            .sum::<usize>()
+            + 16 * self.publish.deletes.len()
+    }
+
+    fn replay(&mut self, each: &mut dyn FnMut(Change) -> engram::Result<()>) -> engram::Result<()> {
+        // The writer role is held here: the tests inject faults where they hurt.
+        match crate::gucs::fault().as_deref() {
+            Some("publish_panic") => panic!("engram: injected fault publish_panic"),
+            Some("publish_stall") => std::thread::sleep(Duration::from_secs(5)),
+            _ => {}
+        }
+        for id in &self.publish.deletes {
+            each(Change::Delete(*id))?;
+        }
+        for (id, at) in &self.publish.inserts {
+            let bytes = self
+                .spool
+                .get(*at)
+                .map_err(|e| engram::Error::Internal(format!("reading the spool: {e}")))?;
+            let row = Row::from_bytes(&bytes)?.normalize("spool", self.schema)?;
+            each(Change::Insert(*id, row))?;
+        }
+        Ok(())
+    }
+}
+
+/// How many times (2 ms apart) a commit waits for earlier commits to publish
+/// (they are in their own commit callbacks, a role away).
+const PUBLISH_WAITS: u32 = 1000;
+
+fn publish(mut txn: Txn) {
     for (_, name) in &txn.drops {
         engine_copy::forget(name);
         let _ = std::fs::remove_dir_all(engine_copy::dir_of(name));
     }
-    let mut by_store: BTreeMap<String, Vec<Op>> = BTreeMap::new();
-    for op in txn.ops {
-        by_store.entry(op.store.clone()).or_default().push(op);
-    }
-    for (name, ops) in by_store {
-        if txn.drops.iter().any(|(_, d)| *d == name) {
+    let publishes = std::mem::take(&mut txn.publishes);
+    for p in &publishes {
+        let Some(h) = engine_copy::cached(&p.store) else {
+            warning!(
+                "engram: store {:?}: no engine handle at commit; it will be caught up on its next use",
+                p.store
+            );
             continue;
-        }
-        match publish_store(&name, ops) {
-            Ok(()) => {}
+        };
+        let mut set = Spooled {
+            spool: &mut txn.spool,
+            publish: p,
+            schema: h.copy.schema(),
+        };
+        let wait = RoleWait::patient(Duration::from_secs(30));
+        let turn = Turn {
+            waits: PUBLISH_WAITS,
+            pause: Duration::from_millis(2),
+        };
+        match h.copy.publish(p.watermark - 1, p.watermark, &mut set, wait, turn) {
+            Ok(Step::Applied) => {}
             // Commits publish in the order they reach the writer role, not
             // always in commit order: the copy stays behind, or another
             // backend already caught it up with this transaction's rows.
             // Either way the next use brings it in step; nothing is wrong.
-            Err(Unpublished::OutOfTurn(why)) => {
-                debug1!("engram: store {name:?}: engine copy not updated at commit ({why})");
-            }
-            Err(Unpublished::Failed(why)) => {
+            Ok(step) => debug1!(
+                "engram: store {:?}: engine copy not updated at commit ({step:?} of base {})",
+                p.store,
+                p.watermark - 1
+            ),
+            Err(e) => {
                 // A handle whose write failed refuses every later write: drop
                 // it, so the next use opens the copy afresh and repairs it.
-                engine_copy::forget(&name);
-                warning!("engram: store {name:?}: engine copy not updated at commit ({why}); it will be brought back in step from engram.rows on its next use");
+                engine_copy::forget(&p.store);
+                warning!(
+                    "engram: store {:?}: engine copy not updated at commit ({}); it will be brought back in step from engram.rows on its next use",
+                    p.store,
+                    crate::errors::scrub(&e.to_string())
+                );
             }
         }
     }
-}
-
-/// How many times (2 ms apart) a commit waits for earlier commits to publish.
-const PUBLISH_WAITS: u32 = 50;
-
-/// Why a transaction's changes did not reach the engine copy at commit.
-enum Unpublished {
-    /// The copy is not at the watermark this transaction started from.
-    OutOfTurn(String),
-    /// The write failed.
-    Failed(String),
-}
-
-/// Net effect of a transaction's changes to one store, published as one batch.
-fn publish_store(name: &str, ops: Vec<Op>) -> Result<(), Unpublished> {
-    let h = engine_copy::cached(name).ok_or_else(|| Unpublished::Failed("no engine handle".into()))?;
-    let base = ops[0].watermark - 1;
-    let last = ops[ops.len() - 1].watermark;
-    let mut inserts: BTreeMap<u64, Box<Row>> = BTreeMap::new();
-    let mut batch = WriteBatch::new();
-    for op in ops {
-        match op.change {
-            Change::Insert(id, row) => {
-                inserts.insert(id, row);
-            }
-            Change::Delete(id) => {
-                if inserts.remove(&id).is_none() {
-                    batch.delete(h.table, RowId(id));
-                }
-            }
-            Change::Nothing => {}
-        }
-    }
-    for (id, row) in inserts {
-        batch.insert(h.table, RowId(id), *row);
-    }
-    batch.set_watermark(last);
-    let store = &h.store;
-    let failed = |e: engram::Error| Unpublished::Failed(e.to_string());
-    // A commit just before ours may not have published yet (commits reach
-    // the writer role in any order): give it a moment, with the role given
-    // back meanwhile, rather than leave our changes to a catch-up.
-    // The role is given back whatever the outcome.
-    let finish = |r: Result<(), Unpublished>| r.and(store.end_write().map_err(failed));
-    for attempt in 0..=PUBLISH_WAITS {
-        store
-            .begin_write(std::time::Duration::from_secs(30), &|| false)
-            .map_err(failed)?;
-        match store.watermark() {
-            Ok(w) if w == base => return finish(store.write(batch).map(|_| ()).map_err(failed)),
-            // Not our turn yet.
-            Ok(w) if w < base && attempt < PUBLISH_WAITS => {
-                store.end_write().map_err(failed)?;
-                std::thread::sleep(std::time::Duration::from_millis(2));
-            }
-            Ok(w) => {
-                return finish(Err(Unpublished::OutOfTurn(format!(
-                    "engine copy is at watermark {w}, this transaction started from {base}"
-                ))))
-            }
-            Err(e) => return finish(Err(failed(e))),
-        }
-    }
-    unreachable!("the last attempt does not wait")
 }

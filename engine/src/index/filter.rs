@@ -130,6 +130,7 @@ impl Test {
     #[inline]
     fn holds(&self, bits: u64, ty: &FixedType) -> bool {
         match self {
+            Test::In(v) if v.len() > 8 => v.binary_search(&bits).is_ok(),
             Test::In(v) => v.contains(&bits),
             Test::U(lo, hi) => (*lo..*hi).contains(&bits),
             Test::I(lo, hi) => (*lo..*hi).contains(&(bits as i64)),
@@ -177,10 +178,13 @@ fn leaf(schema: &Schema, name: &str, values: &[Value]) -> Result<Pred> {
             Ok(Pred::Sym(c, strs))
         }
         (c, ColumnKind::Fixed(t)) => {
-            let bits = values
+            let mut bits: Vec<u64> = values
                 .iter()
                 .map(|v| canonical_bits(name, t, v))
                 .collect::<Result<_>>()?;
+            // Sorted, so a long list is searched rather than walked.
+            bits.sort_unstable();
+            bits.dedup();
             Ok(Pred::Fixed(c, t.clone(), Test::In(bits)))
         }
         _ => Err(Error::InvalidArgument(format!(

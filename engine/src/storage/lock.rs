@@ -50,7 +50,13 @@ impl WriterLock {
 /// otherwise give us the role of a store nobody opens any more, while
 /// another process takes the new directory's.
 pub(crate) fn acquire(dir: &Path, timeout: Duration, cancelled: &dyn Fn() -> bool) -> Result<File> {
-    let path = dir.join("LOCK");
+    acquire_named(dir, "LOCK", timeout, cancelled)
+}
+
+/// Take the lock file `name` of `dir` (`LOCK`: the writer role; `MERGE`:
+/// the one merge that may run detached from the role), as [`acquire`].
+pub(crate) fn acquire_named(dir: &Path, name: &str, timeout: Duration, cancelled: &dyn Fn() -> bool) -> Result<File> {
+    let path = dir.join(name);
     let open = || {
         OpenOptions::new()
             .read(true)
@@ -90,7 +96,9 @@ pub(crate) fn acquire(dir: &Path, timeout: Duration, cancelled: &dyn Fn() -> boo
             });
         }
         std::thread::sleep(pause.min(timeout - waited));
-        pause = (pause * 2).min(Duration::from_millis(50));
+        // A busy role changes hands every few milliseconds: a waiter that
+        // polls slowly starves behind faster ones.
+        pause = (pause * 2).min(Duration::from_millis(4));
     }
 }
 

@@ -84,57 +84,79 @@ fn choose(t: &TableState, scope: MergeScope, indexing: bool) -> Option<std::ops:
     Some(run)
 }
 
-/// Rewrite each table's segments chosen by `scope`.
-pub(crate) fn merge(w: &Writer, inner: &Inner, scope: MergeScope, wait: bool) -> Result<MergeReport> {
-    let _one = if wait {
-        w.merge.lock()
-    } else {
-        match w.merge.try_lock() {
-            Some(g) => g,
-            // A merge already running: the segments wait for the next one.
-            None => return Ok(MergeReport::default()),
-        }
-    };
-    let (plans, at_plan) = {
-        let _io = w.io(inner)?;
-        let mut guard = inner.state.write();
-        let st = Arc::make_mut(&mut guard);
-        let indexing = inner.opts.indexer.is_some();
-        let mut plans = Vec::new();
-        for t in &st.tables {
-            let Some(run) = choose(t, scope, indexing) else {
-                continue;
-            };
-            let segs = &t.segments[run.clone()];
-            let rows: u64 = segs.iter().map(|s| s.seg.rows as u64).sum();
-            let dropped: u64 = segs.iter().map(|s| s.deletes.len() as u64).sum();
-            plans.push(Plan {
-                table: t.id,
-                at_plan: t.clone(),
-                run,
-                live: rows - dropped,
-                dropped,
-                id: 0,
-            });
-        }
-        // Reserved in memory only: the next manifest published records it,
-        // and a crash before then leaves an orphan file that open removes.
-        for p in plans.iter_mut() {
-            p.id = st.next_segment_id;
-            st.next_segment_id += 1;
-        }
-        (plans, guard.clone())
-    };
-    let mut report = MergeReport::default();
-    if plans.is_empty() {
-        return Ok(report);
+/// A planned merge: what it rewrites, and the state it was planned on.
+pub(crate) struct Planned {
+    plans: Vec<Plan>,
+    at_plan: Arc<State>,
+}
+
+impl Planned {
+    pub fn is_empty(&self) -> bool {
+        self.plans.is_empty()
     }
-    let mut built = Vec::with_capacity(plans.len());
-    for p in &plans {
+}
+
+/// The new segments of a merge, written but not yet published.
+pub(crate) struct Written {
+    built: Vec<Option<Arc<Segment>>>,
+    report: MergeReport,
+}
+
+/// Step 1, under the I/O mutex: choose each table's run and reserve the new
+/// segments' ids. With `publish_reservation`, a manifest recording the
+/// reservation is published, so that another process taking the writer
+/// role before this merge publishes cannot give the ids out again.
+pub(crate) fn plan(w: &Writer, inner: &Inner, scope: MergeScope, publish_reservation: bool) -> Result<Planned> {
+    let _io = w.io(inner)?;
+    let mut next = (*inner.current()).clone();
+    let indexing = inner.opts.indexer.is_some();
+    let mut plans = Vec::new();
+    for t in &next.tables {
+        let Some(run) = choose(t, scope, indexing) else {
+            continue;
+        };
+        let segs = &t.segments[run.clone()];
+        let rows: u64 = segs.iter().map(|s| s.seg.rows as u64).sum();
+        let dropped: u64 = segs.iter().map(|s| s.deletes.len() as u64).sum();
+        plans.push(Plan {
+            table: t.id,
+            at_plan: t.clone(),
+            run,
+            live: rows - dropped,
+            dropped,
+            id: 0,
+        });
+    }
+    for p in plans.iter_mut() {
+        p.id = next.next_segment_id;
+        next.next_segment_id += 1;
+    }
+    if !plans.is_empty() {
+        if publish_reservation {
+            next.generation += 1;
+            publish(inner, next)?;
+        } else {
+            // Reserved in memory only: this handle stays the writer until it
+            // publishes, and a crash before then leaves an orphan file that
+            // open removes.
+            *inner.state.write() = Arc::new(next);
+        }
+    }
+    Ok(Planned {
+        plans,
+        at_plan: inner.current(),
+    })
+}
+
+/// Step 2, with no lock that commits wait on: write the new segments.
+pub(crate) fn write(inner: &Inner, planned: &Planned) -> Result<Written> {
+    let mut report = MergeReport::default();
+    let mut built = Vec::with_capacity(planned.plans.len());
+    for p in &planned.plans {
         report.segments_in += p.run.len();
         report.rows_dropped += p.dropped;
         if p.live > 0 {
-            report.dangling_edges += write_merged(inner, &at_plan, p)?;
+            report.dangling_edges += write_merged(inner, &planned.at_plan, p)?;
             let seg = Segment::open(&inner.dir, p.id, p.table, &p.at_plan.schema, None, false)?;
             report.rows_written += seg.rows as u64;
             report.bytes_written += seg.file_len();
@@ -145,16 +167,46 @@ pub(crate) fn merge(w: &Writer, inner: &Inner, scope: MergeScope, wait: bool) ->
         }
     }
     sync_dir(&inner.dir)?;
+    Ok(Written { built, report })
+}
+
+/// Step 3, under the I/O mutex: replace each run with its new segment,
+/// carrying over what changed since the plan, and publish. The store must
+/// be the one planned on (a rebuild may have swapped the directory).
+pub(crate) fn publish_merge(w: &Writer, inner: &Inner, planned: Planned, written: Written) -> Result<MergeReport> {
     let _io = w.io(inner)?;
     let mut next = (*inner.current()).clone();
-    for (p, seg) in plans.iter().zip(built) {
+    if next.incarnation != planned.at_plan.incarnation {
+        return Err(Error::Internal("the store was replaced while a merge of it ran".into()));
+    }
+    for (p, seg) in planned.plans.iter().zip(written.built) {
         let mut next_id = next.next_segment_id;
         swap_in(&inner.dir, &mut next_id, next.table_mut(p.table)?, p, seg)?;
         next.next_segment_id = next_id;
     }
     next.generation += 1;
     publish(inner, next)?;
-    Ok(report)
+    Ok(written.report)
+}
+
+/// Rewrite each table's segments chosen by `scope`, as the writer `w` holds
+/// for the whole merge (one merge at a time per handle).
+pub(crate) fn merge(w: &Writer, inner: &Inner, scope: MergeScope, wait: bool) -> Result<MergeReport> {
+    let _one = if wait {
+        w.merge.lock()
+    } else {
+        match w.merge.try_lock() {
+            Some(g) => g,
+            // A merge already running: the segments wait for the next one.
+            None => return Ok(MergeReport::default()),
+        }
+    };
+    let planned = plan(w, inner, scope, false)?;
+    if planned.is_empty() {
+        return Ok(MergeReport::default());
+    }
+    let written = write(inner, &planned)?;
+    publish_merge(w, inner, planned, written)
 }
 
 /// Copy a plan's live rows (flushed updates applied) into its new segment,
@@ -209,13 +261,9 @@ fn swap_in(
     seg: Option<Arc<Segment>>,
 ) -> Result<()> {
     let planned = &p.at_plan.segments[p.run.clone()];
-    let start = t.segments.iter().position(|s| Arc::ptr_eq(&s.seg, &planned[0].seg));
+    let start = t.segments.iter().position(|s| s.seg.id == planned[0].seg.id);
     let intact = start.is_some_and(|i| {
-        t.segments.len() >= i + planned.len()
-            && planned
-                .iter()
-                .zip(&t.segments[i..])
-                .all(|(a, b)| Arc::ptr_eq(&a.seg, &b.seg))
+        t.segments.len() >= i + planned.len() && planned.iter().zip(&t.segments[i..]).all(|(a, b)| a.seg.id == b.seg.id)
     });
     let (Some(start), true) = (start, intact) else {
         return Err(Error::Internal(format!(
@@ -240,7 +288,8 @@ fn swap_in(
     }
     // Updates folded into the new segment leave the patches; those made
     // since the plan (another value by now) stay, as do patches of rows of
-    // other segments. Patches of dropped rows go.
+    // other segments. Patches of dropped rows go. Patches are compared by
+    // value: a handle that reloaded the store since the plan holds copies.
     let folded = |patches: &mut Patches, plan: &Patches| -> bool {
         let mut changed = false;
         for (id, pp) in plan.rows.iter() {
@@ -248,7 +297,7 @@ fn swap_in(
             if !in_run {
                 continue;
             }
-            let same = patches.row(*id).is_some_and(|cur: &Arc<RowPatch>| Arc::ptr_eq(cur, pp));
+            let same = patches.row(*id).is_some_and(|cur: &Arc<RowPatch>| **cur == **pp);
             if same || !merged_ids.contains(id) {
                 patches.remove(*id);
                 changed = true;

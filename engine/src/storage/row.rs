@@ -426,6 +426,18 @@ impl Row {
         &self.values
     }
 
+    /// The row as bytes (the archive format of the WAL), e.g. to spill it.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        super::codec::encode(self)
+            .map(|b| b.to_vec())
+            .map_err(|e| Error::Internal(format!("cannot encode a row: {e}")))
+    }
+
+    /// A row from [`Row::to_bytes`]; bytes that are not one are an error.
+    pub fn from_bytes(b: &[u8]) -> Result<Row> {
+        super::codec::decode(b).map_err(|e| Error::InvalidArgument(format!("not an encoded row: {e}")))
+    }
+
     /// An upper bound on the bytes this row takes in a log record.
     pub fn log_bytes(&self) -> usize {
         let v: usize = self

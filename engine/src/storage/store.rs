@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use parking_lot::RwLock;
 
@@ -106,6 +107,9 @@ pub struct Store {
     /// or between [`Store::begin_write`] and [`Store::end_write`] by a reader.
     writer: RwLock<Option<Arc<Writer>>>,
     permanent_writer: bool,
+    /// A reader handle flushed while it held the role: the new segments get
+    /// their graphs once it gives the role back (`end_write`).
+    needs_index: std::sync::atomic::AtomicBool,
 }
 
 fn check_table_name(name: &str) -> Result<()> {
@@ -151,6 +155,7 @@ impl Store {
                     inner: Inner::new(dir, opts, st),
                     writer: RwLock::new(None),
                     permanent_writer: false,
+                    needs_index: Default::default(),
                 })
             }
             Mode::Writer => {
@@ -166,6 +171,7 @@ impl Store {
             inner,
             writer: RwLock::new(Some(Arc::new(w))),
             permanent_writer: true,
+            needs_index: Default::default(),
         })
     }
 
@@ -193,16 +199,118 @@ impl Store {
 
     /// Give the writer role back (fsyncing the WAL first); a no-op on a handle
     /// opened as [`Mode::Writer`]. On a failed handle the role is given back
-    /// too, and the failure returned.
+    /// too, and the failure returned. If a flush happened meanwhile, the new
+    /// segments then get their graphs ([`Store::index_detached`], skipped if
+    /// a detached merge is running; a failure shows in
+    /// [`StoreStats::last_flush_error`]).
     pub fn end_write(&self) -> Result<()> {
         if self.permanent_writer {
             return Ok(());
         }
         let w = self.writer.write().take();
-        match w {
-            Some(w) => w.io(&self.inner).and_then(|mut wal| wal.sync()),
+        let r = match w {
+            Some(w) => w.io(&self.inner).and_then(|mut wal| wal.sync_for_release()),
             None => Ok(()),
+        };
+        if self.needs_index.swap(false, std::sync::atomic::Ordering::AcqRel) && self.indexes_flushes() {
+            if let Err(e) = self.detached(
+                MergeScope::Unindexed,
+                false,
+                Duration::ZERO,
+                std::time::Duration::from_secs(30),
+                &|| false,
+            ) {
+                *self.inner.flush_error.lock() = Some(e.to_string());
+            }
         }
+        r
+    }
+
+    fn indexes_flushes(&self) -> bool {
+        self.inner.opts.indexer.is_some() && self.inner.opts.index_on_flush
+    }
+
+    /// On a reader handle that does not hold the writer role: flush and
+    /// merge each table into one segment with its graphs, as
+    /// [`Store::optimize`] does, while other handles — in any process —
+    /// keep committing. The role is held only to flush and plan (the plan's
+    /// segment ids are published, so no other writer gives them out) and to
+    /// publish; the rows are copied and the graphs built with no lock
+    /// writers wait on. One such merge runs per store at a time (the store's
+    /// `MERGE` lock, waited for up to `timeout`, like the role).
+    pub fn optimize_detached(&self, timeout: Duration, cancelled: &dyn Fn() -> bool) -> Result<MergeReport> {
+        self.detached(MergeScope::All, true, timeout, timeout, cancelled)
+    }
+
+    /// [`Store::optimize_detached`] for the segments that have no graph yet
+    /// (what flushes leave), without a flush.
+    pub fn index_detached(&self, timeout: Duration, cancelled: &dyn Fn() -> bool) -> Result<MergeReport> {
+        self.detached(MergeScope::Unindexed, false, timeout, timeout, cancelled)
+    }
+
+    fn detached(
+        &self,
+        scope: MergeScope,
+        flush: bool,
+        merge_wait: Duration,
+        role_wait: Duration,
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<MergeReport> {
+        if self.permanent_writer {
+            let w = self.writer()?;
+            if flush {
+                self.flush_with(&w)?;
+            }
+            return merge::merge(&w, &self.inner, scope, true);
+        }
+        if self.is_writer() {
+            return Err(Error::InvalidArgument(
+                "a detached merge runs on a handle that does not hold the writer role".into(),
+            ));
+        }
+        let _one = match super::lock::acquire_named(&self.inner.dir, "MERGE", merge_wait, cancelled) {
+            Ok(l) => l,
+            // Another detached merge runs: what it leaves, the next one takes.
+            Err(Error::WriterLocked { .. }) if merge_wait.is_zero() => return Ok(MergeReport::default()),
+            Err(e) => return Err(e),
+        };
+        let planned = self.with_role(role_wait, cancelled, |w| {
+            if flush {
+                self.flush_with(w)?;
+            }
+            merge::plan(w, &self.inner, scope, true)
+        })?;
+        if planned.is_empty() {
+            return Ok(MergeReport::default());
+        }
+        let written = merge::write(&self.inner, &planned)?;
+        self.with_role(role_wait, cancelled, |w| {
+            merge::publish_merge(w, &self.inner, planned, written)
+        })
+    }
+
+    /// Run `f` with the writer role taken on this reader handle for it
+    /// alone, given back on return, on error and on panic.
+    fn with_role<T>(
+        &self,
+        wait: Duration,
+        cancelled: &dyn Fn() -> bool,
+        f: impl FnOnce(&Writer) -> Result<T>,
+    ) -> Result<T> {
+        struct GiveBack<'a>(&'a Store);
+        impl Drop for GiveBack<'_> {
+            fn drop(&mut self) {
+                if let Some(w) = self.0.writer.write().take() {
+                    if let Ok(mut wal) = w.io(&self.0.inner) {
+                        let _ = wal.sync_for_release();
+                    }
+                }
+            }
+        }
+        let w = Arc::new(open::take_role(&self.inner, wait, cancelled)?);
+        *self.writer.write() = Some(w.clone());
+        let _give_back = GiveBack(self);
+        f(&w)
     }
 
     /// The store's directory.
@@ -347,8 +455,11 @@ impl Store {
         let (outcome, flushed) = commit::commit(&w, &self.inner, Pending::Write(batch))?;
         if flushed {
             // Other commits go on while this one builds the new segment's
-            // graph; a merge already running leaves it to the next flush.
-            self.index_flushed(&w, false);
+            // graph (a merge already running leaves it to the next flush); on
+            // a reader handle, not while it holds the role others wait for.
+            if let Err(e) = self.after_flush(&w, false) {
+                *self.inner.flush_error.lock() = Some(e.to_string());
+            }
         }
         match outcome {
             Outcome::Write(r) => Ok(r),
@@ -398,18 +509,6 @@ impl Store {
         Ok(b)
     }
 
-    /// After a flush: give the segments that have no graph one, when the
-    /// store indexes flushed segments; a failure shows in
-    /// [`StoreStats::last_flush_error`].
-    fn index_flushed(&self, w: &Writer, wait: bool) {
-        if self.inner.opts.indexer.is_none() || !self.inner.opts.index_on_flush {
-            return;
-        }
-        if let Err(e) = merge::merge(w, &self.inner, MergeScope::Unindexed, wait) {
-            *self.inner.flush_error.lock() = Some(e.to_string());
-        }
-    }
-
     /// The watermark recorded by the last [`WriteBatch`] that set one (0 if
     /// none did): an application's note of how far the store reflects its
     /// source, made durable atomically with the changes.
@@ -451,14 +550,81 @@ impl Store {
         })
     }
 
+    /// Bulk ingest: write `rows` (at the next ids) straight into sealed
+    /// segments and publish them with `deletes` and `watermark` in one
+    /// manifest — atomic whatever its size (a crash leaves all of it or
+    /// none), and without passing the rows through the WAL. Commits of this
+    /// handle wait meanwhile. Rows are checked as [`Store::write`] checks
+    /// them (unique values included); upserts and updates are not ingested.
+    ///
+    /// ```
+    /// use engram::storage::{Dim, KeySpec, Row, RowId, Schema, Store, StoreOptions};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let store = Store::create(dir.path().join("s"), StoreOptions::default()).unwrap();
+    /// let s = Schema::builder().key("k", KeySpec::new(Dim::new(2).unwrap())).build().unwrap();
+    /// let k = s.key("k").unwrap();
+    /// let t = store.create_table("t", s.clone()).unwrap();
+    /// store.insert(t, Row::new(&s).with(k, vec![1.0, 0.0])).unwrap();
+    /// let rows = (0..1000).map(|i| Row::new(&s).with(k, vec![1.0, i as f32]));
+    /// let r = store.ingest(t, rows, &[RowId(0)], Some(7)).unwrap();
+    /// assert_eq!((r.ids, r.deleted), (1..1001, 1));
+    /// assert_eq!((store.watermark().unwrap(), store.stats().unwrap().tables[0].live_rows), (7, 1000));
+    /// ```
+    pub fn ingest(
+        &self,
+        table: TableId,
+        rows: impl IntoIterator<Item = Row>,
+        deletes: &[RowId],
+        watermark: Option<u64>,
+    ) -> Result<super::IngestReport> {
+        self.ingest_with(table, watermark, |sink| {
+            for row in rows {
+                sink.insert(row)?;
+            }
+            for id in deletes {
+                sink.delete(*id);
+            }
+            Ok(())
+        })
+    }
+
+    /// [`Store::ingest`] with the rows and deletes pushed by `fill` (rows are
+    /// written to segments as they come, so memory stays bounded however
+    /// many there are). Nothing of it is published if `fill` fails.
+    pub fn ingest_with(
+        &self,
+        table: TableId,
+        watermark: Option<u64>,
+        fill: impl FnOnce(&mut super::IngestSink<'_>) -> Result<()>,
+    ) -> Result<super::IngestReport> {
+        let w = self.writer()?;
+        let report = super::ingest::ingest_with(&w, &self.inner, table, watermark, fill)?;
+        if let Err(e) = self.after_flush(&w, false) {
+            *self.inner.flush_error.lock() = Some(e.to_string());
+        }
+        Ok(report)
+    }
+
     /// Flush memtables to sealed segments and start a fresh WAL; then, with
     /// an indexer and [`StoreOptions::index_on_flush`], merge the segments
     /// without graphs into one that has them (segments with graphs keep theirs).
     pub fn flush(&self) -> Result<()> {
         let w = self.writer()?;
         self.flush_with(&w)?;
-        if self.inner.opts.indexer.is_some() && self.inner.opts.index_on_flush {
-            merge::merge(&w, &self.inner, MergeScope::Unindexed, true)?;
+        self.after_flush(&w, true)
+    }
+
+    /// Graphs for what a flush left: now on the handle opened as the writer
+    /// (`wait`: even if a merge runs), once the role is given back on a
+    /// reader handle.
+    fn after_flush(&self, w: &Writer, wait: bool) -> Result<()> {
+        if !self.indexes_flushes() {
+            return Ok(());
+        }
+        if self.permanent_writer {
+            merge::merge(w, &self.inner, MergeScope::Unindexed, wait)?;
+        } else {
+            self.needs_index.store(true, std::sync::atomic::Ordering::Release);
         }
         Ok(())
     }

@@ -50,8 +50,10 @@ pub enum SyncPolicy {
     /// last commits stay unsynced until the next commit, flush, `sync()` or
     /// close. A machine crash can lose those acknowledged writes.
     Batch,
-    /// fsync only on flush and close: fastest; a machine crash can lose every
-    /// write since the last flush.
+    /// fsync only on flush, `Store::sync` and close of a handle opened as
+    /// the writer (a reader handle giving the role back does not fsync):
+    /// fastest; a machine crash can lose every write since the last flush.
+    /// For stores derived from a source that is itself durable.
     Off,
 }
 
@@ -362,6 +364,16 @@ impl WalWriter {
             self.sync()?;
         }
         Ok(())
+    }
+
+    /// fsync what a writer giving its role back must make durable: all of
+    /// it, except under [`SyncPolicy::Off`] (whose writes a flush or
+    /// `Store::sync` makes durable).
+    pub fn sync_for_release(&mut self) -> Result<()> {
+        match self.policy {
+            SyncPolicy::Off => Ok(()),
+            _ => self.sync(),
+        }
     }
 
     /// fsync everything appended so far.
