@@ -113,7 +113,7 @@ pub fn optimize(h: &Handle) -> engram::Result<engram::storage::MergeReport> {
 fn open(name: &str, cat: &StoreRow) -> Option<Rc<Handle>> {
     match DerivedCopy::open(&dir_of(name), options(), &spec(cat)).or_raise() {
         Opened::Usable(copy) => Some(Rc::new(Handle {
-            copy,
+            copy: *copy,
             dim: cat.dim,
             uid: cat.uid.clone(),
         })),

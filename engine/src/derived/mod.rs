@@ -111,7 +111,7 @@ pub struct DerivedCopy {
 /// What [`DerivedCopy::open`] found.
 pub enum Opened {
     /// A usable copy.
-    Usable(DerivedCopy),
+    Usable(Box<DerivedCopy>),
     /// No store at the path.
     Missing,
     /// A store that is not this copy (another tag or schema) or does not
@@ -157,7 +157,7 @@ impl DerivedCopy {
             }))
         };
         match check() {
-            Ok(Ok(c)) => Ok(Opened::Usable(c)),
+            Ok(Ok(c)) => Ok(Opened::Usable(Box::new(c))),
             Ok(Err(why)) => Ok(Opened::Unusable(why)),
             Err(e) => Ok(Opened::Unusable(e.to_string())),
         }

@@ -86,11 +86,11 @@ impl DerivedCopy {
         }
         std::fs::rename(&fresh, dir).at(dir)?;
         if let Some(parent) = dir.parent() {
-            crate::storage::format::sync_dir(parent)?;
+            crate::storage::format::sync_dir(&*opts.fs, parent)?;
         }
         let _ = std::fs::remove_dir_all(&old);
         match DerivedCopy::open(dir, opts, spec)? {
-            Opened::Usable(c) => Ok((c, Rebuilt { rows })),
+            Opened::Usable(c) => Ok((*c, Rebuilt { rows })),
             Opened::Missing => Err(Error::Internal("a rebuilt copy vanished".into())),
             Opened::Unusable(why) => Err(Error::Internal(format!("a rebuilt copy does not open: {why}"))),
         }

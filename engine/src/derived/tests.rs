@@ -160,7 +160,7 @@ fn publishes_wait_for_their_turn() {
     let path = dir.path().join("c");
     drop(fresh(&path, &mut Source::default()));
     let open = || match DerivedCopy::open(&path, opts(), &spec()).unwrap() {
-        Opened::Usable(c) => c,
+        Opened::Usable(c) => *c,
         _ => panic!("copy does not open"),
     };
     let (a, b) = (open(), open());

@@ -30,7 +30,7 @@ pub(crate) fn flush_locked(inner: &Inner, wal: &mut WalWriter) -> Result<bool> {
 /// Write `base`'s memtables as segments and its patches as patch files,
 /// and create the next WAL: the state to publish, and its WAL.
 pub(crate) fn flush_state(inner: &Inner, base: State) -> Result<(State, WalWriter)> {
-    let dir = &inner.dir;
+    let (dir, fs) = (&inner.dir, &*inner.opts.fs);
     let mut next = base.clone();
     for t in next.tables.iter_mut() {
         let live: Vec<At<'_>> = base
@@ -44,14 +44,14 @@ pub(crate) fn flush_state(inner: &Inner, base: State) -> Result<(State, WalWrite
         if !live.is_empty() {
             let id = next.next_segment_id;
             next.next_segment_id += 1;
-            let mut w = SegmentWriter::create(dir, id, t.id, &t.schema, live.len() as u64, None)?;
+            let mut w = SegmentWriter::create(fs, dir, id, t.id, &t.schema, live.len() as u64, None)?;
             for at in &live {
                 let v = bt.view(*at);
                 w.push(v.id().0, &v.cells()?)?;
             }
             w.finish()?;
             t.segments.push(SegState {
-                seg: Segment::open(dir, id, t.id, &t.schema, None, false)?,
+                seg: Segment::open(fs, dir, id, t.id, &t.schema, None, false)?,
                 deletes: Default::default(),
             });
         }
@@ -70,16 +70,16 @@ pub(crate) fn flush_state(inner: &Inner, base: State) -> Result<(State, WalWrite
             } else {
                 let id = next.next_segment_id;
                 next.next_segment_id += 1;
-                patch::write(dir, id, t.id, &t.patches)?;
+                patch::write(fs, dir, id, t.id, &t.patches)?;
                 Some(id)
             };
         }
         t.flushed = t.patches.clone();
         t.patches_dirty = false;
     }
-    sync_dir(dir)?;
-    let new_wal = WalWriter::create(dir, base.wal_id + 1, inner.opts.sync)?;
-    sync_dir(dir)?;
+    sync_dir(fs, dir)?;
+    let new_wal = WalWriter::create(fs, dir, base.wal_id + 1, inner.opts.sync)?;
+    sync_dir(fs, dir)?;
     next.generation += 1;
     next.wal_id = base.wal_id + 1;
     next.flushed_lsn = base.next_lsn - 1;

@@ -4,9 +4,9 @@
 //! The format version is separate from the crate version: it changes only
 //! when bytes on disk change meaning.
 
-use std::fs::File;
-use std::io::Write;
 use std::path::Path;
+
+use super::fs::Fs;
 
 use crate::error::{Error, IoContext, Result};
 
@@ -119,22 +119,22 @@ pub(crate) fn le_u64(b: &[u8], off: usize) -> u64 {
 }
 
 /// fsync a directory so that renames and creations inside it are durable.
-pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).at(dir)
+pub(crate) fn sync_dir(fs: &dyn Fs, dir: &Path) -> Result<()> {
+    fs.sync_dir(dir).at(dir)
 }
 
 /// Replace `path` atomically with `bytes`: write a temp file, fsync it,
 /// rename it over `path`, fsync the directory. A crash leaves either the old
 /// or the new file, never a mix.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_atomic(fs: &dyn Fs, path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
     {
-        let mut f = File::create(&tmp).at(&tmp)?;
-        f.write_all(bytes).at(&tmp)?;
-        f.sync_all().at(&tmp)?;
+        let mut f = fs.create(&tmp).at(&tmp)?;
+        f.append(bytes).at(&tmp)?;
+        f.sync().at(&tmp)?;
     }
-    std::fs::rename(&tmp, path).at(path)?;
-    sync_dir(path.parent().unwrap_or(Path::new(".")))
+    fs.rename(&tmp, path).at(path)?;
+    sync_dir(fs, path.parent().unwrap_or(Path::new(".")))
 }
 
 #[cfg(test)]

@@ -124,14 +124,15 @@ impl Run<'_> {
         let t = self.table;
         let id = self.next_segment;
         self.next_segment += 1;
-        let mut w = SegmentWriter::create(&self.inner.dir, id, t.id, &t.schema, self.buffer.len() as u64, None)?;
+        let fs = &*self.inner.opts.fs;
+        let mut w = SegmentWriter::create(fs, &self.inner.dir, id, t.id, &t.schema, self.buffer.len() as u64, None)?;
         for m in &self.buffer {
             let v = t.view(At::Mem(m));
             w.push(m.id, &v.cells()?)?;
         }
         w.finish()?;
         self.written.push(SegState {
-            seg: Segment::open(&self.inner.dir, id, t.id, &t.schema, None, false)?,
+            seg: Segment::open(fs, &self.inner.dir, id, t.id, &t.schema, None, false)?,
             deletes: Default::default(),
         });
         self.buffer.clear();
@@ -193,7 +194,7 @@ pub(crate) fn ingest_with(
         };
         fill(&mut sink)?;
         sink.run.seal()?;
-        sync_dir(&inner.dir)?;
+        sync_dir(&*inner.opts.fs, &inner.dir)?;
         let IngestSink { run, deletes } = sink;
         let (last, next_segment, written) = (run.next_id, run.next_segment, run.written);
         let mut next = (*st).clone();

@@ -17,14 +17,13 @@
 //! the directory. Readers detect a new version by its generation, which they
 //! read with the incarnation from the 56-byte header alone.
 
-use std::fs::File;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use rkyv::{Archive, Deserialize, Serialize};
 
 use super::codec;
 use super::format::{le_u32, le_u64, write_atomic, ManifestVersion, MANIFEST_MAGIC};
+use super::fs::Fs;
 use super::legacy;
 use super::schema::Schema;
 use crate::error::{corrupt, Error, Result};
@@ -113,12 +112,14 @@ fn check_header(path: &Path, h: &[u8]) -> Result<(u64, u64, u32, ManifestVersion
 pub(crate) type Stamp = (u64, u64);
 
 /// Read only the stamp: the cheap check readers make on every call.
-pub(crate) fn read_stamp(dir: &Path) -> Result<Stamp> {
+pub(crate) fn read_stamp(fs: &dyn Fs, dir: &Path) -> Result<Stamp> {
     let path = manifest_path(dir);
-    let mut f = File::open(&path).map_err(|e| not_found_or_io(dir, &path, e))?;
-    let mut h = [0u8; HEADER_LEN];
-    f.read_exact(&mut h)
-        .map_err(|_| corrupt(&path, 0, "manifest header is truncated"))?;
+    let h = fs
+        .read_prefix(&path, HEADER_LEN)
+        .map_err(|e| not_found_or_io(dir, &path, e))?;
+    if h.len() < HEADER_LEN {
+        return Err(corrupt(&path, 0, "manifest header is truncated"));
+    }
     let (generation, ..) = check_header(&path, &h)?;
     Ok((check_incarnation(&path, &h)?, generation))
 }
@@ -142,9 +143,9 @@ fn not_found_or_io(dir: &Path, path: &Path, e: std::io::Error) -> Error {
 }
 
 /// Read and validate the manifest of `dir`.
-pub(crate) fn read(dir: &Path) -> Result<Loaded> {
+pub(crate) fn read(fs: &dyn Fs, dir: &Path) -> Result<Loaded> {
     let path = manifest_path(dir);
-    let bytes = std::fs::read(&path).map_err(|e| not_found_or_io(dir, &path, e))?;
+    let bytes = fs.read(&path).map_err(|e| not_found_or_io(dir, &path, e))?;
     let (generation, len, crc, version) = check_header(&path, &bytes)?;
     let payload = &bytes[HEADER_LEN..];
     if payload.len() as u64 != len {
@@ -178,7 +179,7 @@ pub(crate) fn read(dir: &Path) -> Result<Loaded> {
 }
 
 /// Publish `m` atomically as the manifest of `dir`.
-pub(crate) fn write(dir: &Path, m: &Manifest) -> Result<()> {
+pub(crate) fn write(fs: &dyn Fs, dir: &Path, m: &Manifest) -> Result<()> {
     let path = manifest_path(dir);
     let payload = codec::encode(m).map_err(|e| Error::Internal(format!("cannot encode manifest: {e}")))?;
     let mut bytes = vec![0u8; HEADER_LEN];
@@ -193,7 +194,7 @@ pub(crate) fn write(dir: &Path, m: &Manifest) -> Result<()> {
     let icrc = crc32fast::hash(&bytes[40..52]);
     bytes[52..56].copy_from_slice(&icrc.to_le_bytes());
     bytes.extend_from_slice(&payload);
-    write_atomic(&path, &bytes).map_err(|e| match e {
+    write_atomic(fs, &path, &bytes).map_err(|e| match e {
         Error::Io { source, .. } => Error::Io { path, source },
         other => other,
     })
@@ -202,6 +203,7 @@ pub(crate) fn write(dir: &Path, m: &Manifest) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::fs::RealFs;
 
     fn sample() -> Manifest {
         Manifest {
@@ -233,20 +235,20 @@ mod tests {
     #[test]
     fn round_trips_and_every_flipped_byte_is_a_clean_error() {
         let dir = tempfile::tempdir().unwrap();
-        write(dir.path(), &sample()).unwrap();
-        assert!(matches!(read(dir.path()).unwrap(), Loaded::Current(m) if m == sample()));
-        assert_eq!(read_stamp(dir.path()).unwrap(), (0xdead_beef, 3));
+        write(&RealFs, dir.path(), &sample()).unwrap();
+        assert!(matches!(read(&RealFs, dir.path()).unwrap(), Loaded::Current(m) if m == sample()));
+        assert_eq!(read_stamp(&RealFs, dir.path()).unwrap(), (0xdead_beef, 3));
         let path = manifest_path(dir.path());
         let good = std::fs::read(&path).unwrap();
         for i in 0..good.len() {
             let mut b = good.clone();
             b[i] ^= 0x10;
             std::fs::write(&path, &b).unwrap();
-            assert!(read(dir.path()).is_err(), "flip at {i} went unnoticed");
+            assert!(read(&RealFs, dir.path()).is_err(), "flip at {i} went unnoticed");
         }
         for cut in 0..good.len() {
             std::fs::write(&path, &good[..cut]).unwrap();
-            assert!(read(dir.path()).is_err());
+            assert!(read(&RealFs, dir.path()).is_err());
         }
     }
 }

@@ -107,7 +107,7 @@ pub(crate) struct Written {
 /// reservation is published, so that another process taking the writer
 /// role before this merge publishes cannot give the ids out again.
 pub(crate) fn plan(w: &Writer, inner: &Inner, scope: MergeScope, publish_reservation: bool) -> Result<Planned> {
-    let _io = w.io(inner)?;
+    let mut wal = w.io(inner)?;
     let mut next = (*inner.current()).clone();
     let indexing = inner.opts.indexer.is_some();
     let mut plans = Vec::new();
@@ -133,6 +133,9 @@ pub(crate) fn plan(w: &Writer, inner: &Inner, scope: MergeScope, publish_reserva
     }
     if !plans.is_empty() {
         if publish_reservation {
+            // A manifest carries the deletes applied so far: the log records
+            // they follow must be as durable as it is (see `publish_merge`).
+            wal.sync()?;
             next.generation += 1;
             publish(inner, next)?;
         } else {
@@ -157,7 +160,15 @@ pub(crate) fn write(inner: &Inner, planned: &Planned) -> Result<Written> {
         report.rows_dropped += p.dropped;
         if p.live > 0 {
             report.dangling_edges += write_merged(inner, &planned.at_plan, p)?;
-            let seg = Segment::open(&inner.dir, p.id, p.table, &p.at_plan.schema, None, false)?;
+            let seg = Segment::open(
+                &*inner.opts.fs,
+                &inner.dir,
+                p.id,
+                p.table,
+                &p.at_plan.schema,
+                None,
+                false,
+            )?;
             report.rows_written += seg.rows as u64;
             report.bytes_written += seg.file_len();
             built.push(Some(seg));
@@ -166,7 +177,7 @@ pub(crate) fn write(inner: &Inner, planned: &Planned) -> Result<Written> {
             built.push(None);
         }
     }
-    sync_dir(&inner.dir)?;
+    sync_dir(&*inner.opts.fs, &inner.dir)?;
     Ok(Written { built, report })
 }
 
@@ -174,14 +185,25 @@ pub(crate) fn write(inner: &Inner, planned: &Planned) -> Result<Written> {
 /// carrying over what changed since the plan, and publish. The store must
 /// be the one planned on (a rebuild may have swapped the directory).
 pub(crate) fn publish_merge(w: &Writer, inner: &Inner, planned: Planned, written: Written) -> Result<MergeReport> {
-    let _io = w.io(inner)?;
+    let mut wal = w.io(inner)?;
+    // The manifest records the deletes applied so far, some of them only in
+    // the log: make the log durable first, or a crash could keep a delete
+    // and lose a change logged before it (under `Batch` or `Off`).
+    wal.sync()?;
     let mut next = (*inner.current()).clone();
     if next.incarnation != planned.at_plan.incarnation {
         return Err(Error::Internal("the store was replaced while a merge of it ran".into()));
     }
     for (p, seg) in planned.plans.iter().zip(written.built) {
         let mut next_id = next.next_segment_id;
-        swap_in(&inner.dir, &mut next_id, next.table_mut(p.table)?, p, seg)?;
+        swap_in(
+            &*inner.opts.fs,
+            &inner.dir,
+            &mut next_id,
+            next.table_mut(p.table)?,
+            p,
+            seg,
+        )?;
         next.next_segment_id = next_id;
     }
     next.generation += 1;
@@ -214,7 +236,7 @@ pub(crate) fn merge(w: &Writer, inner: &Inner, scope: MergeScope, wait: bool) ->
 fn write_merged(inner: &Inner, st: &State, p: &Plan) -> Result<u64> {
     let t = &p.at_plan;
     let indexer = inner.opts.indexer.as_deref();
-    let mut w = SegmentWriter::create(&inner.dir, p.id, t.id, &t.schema, p.live, indexer)?;
+    let mut w = SegmentWriter::create(&*inner.opts.fs, &inner.dir, p.id, t.id, &t.schema, p.live, indexer)?;
     let edge_targets: Vec<(usize, Option<&TableState>)> = t
         .schema
         .columns()
@@ -254,6 +276,7 @@ fn write_merged(inner: &Inner, st: &State, p: &Plan) -> Result<u64> {
 /// Replace plan `p`'s run in `t` (the table as it is now) with `seg`,
 /// carrying over the deletes and updates that arrived during the merge.
 fn swap_in(
+    fs: &dyn super::fs::Fs,
     dir: &std::path::Path,
     next_id: &mut u64,
     t: &mut TableState,
@@ -312,8 +335,8 @@ fn swap_in(
         } else {
             let id = *next_id;
             *next_id += 1;
-            patch::write(dir, id, t.id, &t.flushed)?;
-            sync_dir(dir)?;
+            patch::write(fs, dir, id, t.id, &t.flushed)?;
+            sync_dir(fs, dir)?;
             Some(id)
         };
     }

@@ -19,6 +19,7 @@ mod commit;
 mod deletes;
 mod flush;
 pub mod format;
+pub mod fs;
 mod indexer;
 mod ingest;
 mod inner;

@@ -38,13 +38,15 @@ fn new_incarnation(dir: &Path) -> u64 {
 /// Create an empty store in `dir` (created if missing): its first WAL and
 /// manifest, under the writer lock, which is returned.
 pub(crate) fn create(dir: &Path, opts: &StoreOptions) -> Result<File> {
-    std::fs::create_dir_all(dir).at(dir)?;
+    let fs = &*opts.fs;
+    fs.create_dir_all(dir).at(dir)?;
     let lock = lock::acquire(dir, opts.lock_timeout, &|| false)?;
     if manifest::manifest_path(dir).exists() {
         return Err(Error::AlreadyExists(dir.to_path_buf()));
     }
-    WalWriter::create(dir, 1, opts.sync)?;
+    WalWriter::create(fs, dir, 1, opts.sync)?;
     manifest::write(
+        fs,
         dir,
         &Manifest {
             generation: 1,
@@ -58,7 +60,7 @@ pub(crate) fn create(dir: &Path, opts: &StoreOptions) -> Result<File> {
         },
     )?;
     if let Some(parent) = dir.parent() {
-        let _ = sync_dir(parent);
+        let _ = sync_dir(fs, parent);
     }
     Ok(lock)
 }
@@ -67,7 +69,7 @@ pub(crate) fn create(dir: &Path, opts: &StoreOptions) -> Result<File> {
 /// and replay), tail truncation, orphan cleanup, and the upgrade of a
 /// format 1 store.
 pub(crate) fn open_writer(dir: &Path, opts: StoreOptions, lock: File) -> Result<(Inner, Writer)> {
-    let st = State::load(dir, opts.verify_checksums, &HashMap::new())?;
+    let st = State::load(&opts.fs, dir, opts.verify_checksums, &HashMap::new())?;
     let inner = Inner::new(dir.to_path_buf(), opts, st);
     let wal = writable_wal(&inner)?;
     remove_orphans(dir, &inner.current())?;
@@ -91,7 +93,7 @@ fn writable_wal(inner: &Inner) -> Result<WalWriter> {
     if st.legacy_symbols.is_some() {
         return upgrade(inner);
     }
-    WalWriter::reopen(&inner.dir, st.wal_id, st.wal_end, inner.opts.sync)
+    WalWriter::reopen(&*inner.opts.fs, &inner.dir, st.wal_id, st.wal_end, inner.opts.sync)
 }
 
 /// Rewrite a format 1 store in today's format: every segment row for row
@@ -111,14 +113,15 @@ fn upgrade(inner: &Inner) -> Result<WalWriter> {
             let id = next.next_segment_id;
             next.next_segment_id += 1;
             let graph = s.seg.raw(legacy::col::KEY as usize, part::KEY_GRAPH).to_vec();
-            let mut w = SegmentWriter::create(&inner.dir, id, t.id, &t.schema, s.seg.rows as u64, None)?
+            let fs = &*inner.opts.fs;
+            let mut w = SegmentWriter::create(fs, &inner.dir, id, t.id, &t.schema, s.seg.rows as u64, None)?
                 .with_graph(legacy::col::KEY as usize, graph);
             for r in 0..s.seg.rows {
                 let v = RowView::with_patches(t, &none, At::Seg(&s.seg, r as u32));
                 w.push(v.id().0, &v.cells()?)?;
             }
             w.finish()?;
-            next.tables[ti].segments[si].seg = Segment::open(&inner.dir, id, t.id, &t.schema, None, false)?;
+            next.tables[ti].segments[si].seg = Segment::open(fs, &inner.dir, id, t.id, &t.schema, None, false)?;
         }
     }
     let (next, wal) = flush_state(inner, next)?;
@@ -131,11 +134,12 @@ fn upgrade(inner: &Inner) -> Result<WalWriter> {
 /// records. Cheap when nothing changed (one header read and one `stat`).
 pub(crate) fn refresh(inner: &Inner) -> Result<()> {
     let dir = &inner.dir;
-    let stamp = manifest::read_stamp(dir)?;
+    let fs = &*inner.opts.fs;
+    let stamp = manifest::read_stamp(fs, dir)?;
     let st = inner.current();
     if (st.incarnation, st.generation) == stamp {
-        match std::fs::metadata(wal::wal_path(dir, st.wal_id)) {
-            Ok(m) if m.len() == st.wal_end => return Ok(()),
+        match fs.len(&wal::wal_path(dir, st.wal_id)) {
+            Ok(len) if len == st.wal_end => return Ok(()),
             _ => {}
         }
         let mut next = (*st).clone();
@@ -158,7 +162,7 @@ pub(crate) fn refresh(inner: &Inner) -> Result<()> {
     } else {
         HashMap::new()
     };
-    let next = State::load(dir, inner.opts.verify_checksums, &reuse)?;
+    let next = State::load(&inner.opts.fs, dir, inner.opts.verify_checksums, &reuse)?;
     *inner.state.write() = Arc::new(next);
     Ok(())
 }
@@ -166,20 +170,19 @@ pub(crate) fn refresh(inner: &Inner) -> Result<()> {
 /// Remove files a crashed writer may have left: temp files, segments and
 /// patch files no manifest names, WALs other than the current one.
 pub(crate) fn remove_orphans(dir: &Path, st: &State) -> Result<()> {
+    let fs = &*st.fs;
     let live: std::collections::HashSet<String> = st
         .live_files(dir)
         .iter()
         .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
         .collect();
-    let entries = std::fs::read_dir(dir).at(dir)?;
-    for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
+    for name in fs.list(dir).at(dir)? {
         let ours = name.ends_with(".tmp")
             || (name.starts_with("seg-") && name.ends_with(".seg"))
             || (name.starts_with("pat-") && name.ends_with(".pat"))
             || (name.starts_with("wal-") && name.ends_with(".log"));
         if ours && !live.contains(&name) {
-            let _ = std::fs::remove_file(e.path());
+            let _ = fs.remove(&dir.join(&name));
         }
     }
     Ok(())

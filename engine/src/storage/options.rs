@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::fs::{Fs, RealFs};
 use super::indexer::SegmentIndexer;
 use super::wal::SyncPolicy;
 
@@ -54,6 +55,9 @@ pub struct StoreOptions {
     /// that end with [`Store::optimize`](super::Store::optimize) turn it off
     /// to build one graph instead of several.
     pub index_on_flush: bool,
+    /// The file system the store's files live on: the operating system's,
+    /// or a simulated machine that can crash (`fs::SimFs`, for tests).
+    pub fs: Arc<dyn Fs>,
 }
 
 impl Default for StoreOptions {
@@ -67,6 +71,7 @@ impl Default for StoreOptions {
             tag: String::new(),
             indexer: None,
             index_on_flush: true,
+            fs: Arc::new(RealFs),
         }
     }
 }

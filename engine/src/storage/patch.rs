@@ -23,6 +23,7 @@ use rkyv::{Archive, Deserialize, Serialize};
 
 use super::codec;
 use super::format::{le_u32, le_u64, PatchVersion, PATCH_MAGIC};
+use super::fs::Fs;
 use super::row::Sparse;
 use crate::error::{corrupt, Error, IoContext, Result};
 
@@ -127,7 +128,7 @@ pub(crate) fn patch_path(dir: &Path, id: u64) -> PathBuf {
 }
 
 /// Write `patches` of table `table` as patch file `id`.
-pub(crate) fn write(dir: &Path, id: u64, table: u32, patches: &Patches) -> Result<()> {
+pub(crate) fn write(fs: &dyn Fs, dir: &Path, id: u64, table: u32, patches: &Patches) -> Result<()> {
     let mut entries: Vec<PatchEntry> = patches
         .rows
         .iter()
@@ -153,18 +154,17 @@ pub(crate) fn write(dir: &Path, id: u64, table: u32, patches: &Patches) -> Resul
     let path = patch_path(dir, id);
     let tmp = path.with_extension("tmp");
     {
-        use std::io::Write;
-        let mut f = std::fs::File::create(&tmp).at(&tmp)?;
-        f.write_all(&bytes).at(&tmp)?;
-        f.sync_all().at(&tmp)?;
+        let mut f = fs.create(&tmp).at(&tmp)?;
+        f.append(&bytes).at(&tmp)?;
+        f.sync().at(&tmp)?;
     }
-    std::fs::rename(&tmp, &path).at(&path)
+    fs.rename(&tmp, &path).at(&path)
 }
 
 /// Read patch file `id` of table `table`.
-pub(crate) fn read(dir: &Path, id: u64, table: u32) -> Result<Patches> {
+pub(crate) fn read(fs: &dyn Fs, dir: &Path, id: u64, table: u32) -> Result<Patches> {
     let path = patch_path(dir, id);
-    let b = std::fs::read(&path).at(&path)?;
+    let b = fs.read(&path).at(&path)?;
     if b.len() < HEADER_LEN || b[0..8] != PATCH_MAGIC {
         return Err(Error::BadMagic {
             path,
@@ -194,6 +194,7 @@ pub(crate) fn read(dir: &Path, id: u64, table: u32) -> Result<Patches> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::fs::RealFs;
 
     #[test]
     fn patch_files_round_trip_and_flipped_bytes_are_errors() {
@@ -204,18 +205,18 @@ mod tests {
         r.set_fixed(1, 9);
         r.set_sparse(2, Sparse::counts([(4, 1)]));
         p.insert(10, Arc::new(r.clone()));
-        write(dir.path(), 5, 1, &p).unwrap();
-        let back = read(dir.path(), 5, 1).unwrap();
+        write(&RealFs, dir.path(), 5, 1, &p).unwrap();
+        let back = read(&RealFs, dir.path(), 5, 1).unwrap();
         assert_eq!(back.row(10).map(|x| (**x).clone()), Some(r));
         assert!(back.touches(3) && back.touches(2) && !back.touches(0));
-        assert!(read(dir.path(), 5, 2).is_err());
+        assert!(read(&RealFs, dir.path(), 5, 2).is_err());
         let path = patch_path(dir.path(), 5);
         let good = std::fs::read(&path).unwrap();
         for i in 0..good.len() {
             let mut b = good.clone();
             b[i] ^= 0x40;
             std::fs::write(&path, &b).unwrap();
-            assert!(read(dir.path(), 5, 1).is_err(), "flip at {i}");
+            assert!(read(&RealFs, dir.path(), 5, 1).is_err(), "flip at {i}");
         }
     }
 }

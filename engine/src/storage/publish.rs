@@ -13,12 +13,13 @@ use super::state::State;
 pub(crate) fn publish(inner: &Inner, next: State) -> crate::Result<()> {
     // Past the rename the new manifest may be the durable one while memory
     // still holds the old: stop writing until a reopen settles which.
-    manifest::write(&inner.dir, &next.manifest()).map_err(|e| inner.fail(e))?;
+    let fs = &*inner.opts.fs;
+    manifest::write(fs, &inner.dir, &next.manifest()).map_err(|e| inner.fail(e))?;
     let keep: HashSet<_> = next.live_files(&inner.dir).into_iter().collect();
     let old = std::mem::replace(&mut *inner.state.write(), Arc::new(next));
     for f in old.live_files(&inner.dir) {
         if !keep.contains(&f) {
-            let _ = std::fs::remove_file(f);
+            let _ = fs.remove(&f);
         }
     }
     Ok(())

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use super::deletes::Deletes;
+use super::fs::Fs;
 use super::legacy;
 use super::manifest::{self, Manifest, SegmentEntry, TableEntry};
 use super::memtable::{Interner, Layout, MemRow, Memtable};
@@ -280,6 +281,8 @@ pub(crate) struct State {
     /// A format 1 store: its store-wide symbol list (its segments need it).
     pub legacy_symbols: Option<Arc<Vec<String>>>,
     pub interner: Arc<Mutex<Interner>>,
+    /// The file system the store lives on.
+    pub fs: Arc<dyn Fs>,
 }
 
 impl State {
@@ -337,10 +340,10 @@ impl State {
     ///
     /// A file that vanished between reading the manifest and opening it was
     /// removed by a writer that published a newer manifest: retry.
-    pub fn load(dir: &Path, verify: bool, reuse: &HashMap<u64, Arc<Segment>>) -> Result<State> {
+    pub fn load(fs: &Arc<dyn Fs>, dir: &Path, verify: bool, reuse: &HashMap<u64, Arc<Segment>>) -> Result<State> {
         let mut attempt = 0;
         loop {
-            match Self::load_once(dir, verify, reuse) {
+            match Self::load_once(fs, dir, verify, reuse) {
                 Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound && attempt < 50 => {
                     attempt += 1;
                     std::thread::sleep(std::time::Duration::from_millis(2));
@@ -350,11 +353,11 @@ impl State {
         }
     }
 
-    fn load_once(dir: &Path, verify: bool, reuse: &HashMap<u64, Arc<Segment>>) -> Result<State> {
+    fn load_once(fs: &Arc<dyn Fs>, dir: &Path, verify: bool, reuse: &HashMap<u64, Arc<Segment>>) -> Result<State> {
         let mpath = manifest::manifest_path(dir);
-        let m = match manifest::read(dir)? {
+        let m = match manifest::read(&**fs, dir)? {
             manifest::Loaded::Current(m) => m,
-            manifest::Loaded::Legacy(m) => return Self::load_legacy(dir, m, verify),
+            manifest::Loaded::Legacy(m) => return Self::load_legacy(fs, dir, m, verify),
         };
         let mut tables = Vec::with_capacity(m.tables.len());
         for t in m.tables {
@@ -365,13 +368,13 @@ impl State {
             for e in &t.segments {
                 let seg = match reuse.get(&e.id) {
                     Some(s) => s.clone(),
-                    None => Segment::open(dir, e.id, t.id, &ts.schema, None, verify)?,
+                    None => Segment::open(&**fs, dir, e.id, t.id, &ts.schema, None, verify)?,
                 };
                 ts.segments.push(segment_state(&mpath, seg, e)?);
             }
             check_order(&mpath, &ts)?;
             if let Some(p) = t.patch_file {
-                ts.flushed = patch::read(dir, p, t.id)?;
+                ts.flushed = patch::read(&**fs, dir, p, t.id)?;
                 ts.patches = ts.flushed.clone();
                 ts.patch_file = Some(p);
             }
@@ -392,13 +395,14 @@ impl State {
             wal_torn: false,
             legacy_symbols: None,
             interner: Arc::default(),
+            fs: fs.clone(),
         };
         st.catch_up(dir)?;
         Ok(st)
     }
 
     /// A format 1 store, read as tables of the legacy schema.
-    fn load_legacy(dir: &Path, m: legacy::Manifest, verify: bool) -> Result<State> {
+    fn load_legacy(fs: &Arc<dyn Fs>, dir: &Path, m: legacy::Manifest, verify: bool) -> Result<State> {
         let mpath = manifest::manifest_path(dir);
         if m.symbols.first().map(String::as_str) != Some("") {
             return Err(corrupt(&mpath, 0, "malformed symbol table"));
@@ -410,7 +414,7 @@ impl State {
                 .map_err(|_| corrupt(&mpath, 0, format!("table {:?} has dimension {}", t.name, t.dim)))?;
             let mut ts = TableState::new(t.id, t.name, schema);
             for e in &t.segments {
-                let seg = Segment::open(dir, e.id, t.id, &ts.schema, Some(&symbols), verify)?;
+                let seg = Segment::open(&**fs, dir, e.id, t.id, &ts.schema, Some(&symbols), verify)?;
                 if seg.rows as u64 != e.rows {
                     return Err(corrupt(
                         &mpath,
@@ -448,6 +452,7 @@ impl State {
             wal_torn: false,
             legacy_symbols: Some(symbols),
             interner: Arc::default(),
+            fs: fs.clone(),
         };
         st.catch_up(dir)?;
         Ok(st)
@@ -456,7 +461,7 @@ impl State {
     /// Apply WAL records past `wal_end`. Returns how many were applied.
     pub fn catch_up(&mut self, dir: &Path) -> Result<usize> {
         let path = wal_path(dir, self.wal_id);
-        let scan = wal::read(&path, self.wal_id, self.wal_end, Some(self.next_lsn))?;
+        let scan = wal::read(&*self.fs, &path, self.wal_id, self.wal_end, Some(self.next_lsn))?;
         let n = scan.records.len();
         for r in &scan.records {
             self.apply(r);

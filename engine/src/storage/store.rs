@@ -150,7 +150,7 @@ impl Store {
         }
         match opts.mode {
             Mode::Reader => {
-                let st = State::load(&dir, opts.verify_checksums, &HashMap::new())?;
+                let st = State::load(&opts.fs, &dir, opts.verify_checksums, &HashMap::new())?;
                 Ok(Store {
                     inner: Inner::new(dir, opts, st),
                     writer: RwLock::new(None),

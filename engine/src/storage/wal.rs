@@ -13,8 +13,6 @@
 //! that is never applied. The WAL is only ever appended to with plain writes
 //! (never mmapped: it changes while readers look at it).
 
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -22,6 +20,7 @@ use rkyv::{Archive, Deserialize, Serialize};
 
 use super::codec;
 use super::format::{le_u32, le_u64, WalVersion, WAL_MAGIC};
+use super::fs::{Fs, FsFile};
 use super::legacy;
 use super::row::Row;
 use super::schema::Schema;
@@ -217,15 +216,11 @@ pub(crate) struct WalScan {
 /// Read the valid records of WAL `id` starting at byte `from` (0 or
 /// [`HEADER_LEN`] both mean "from the first record"). `next_lsn` is the
 /// sequence number the first record must carry, if known.
-pub(crate) fn read(path: &Path, id: u64, from: u64, mut next_lsn: Option<u64>) -> Result<WalScan> {
-    let mut f = File::open(path).at(path)?;
-    let mut header = [0u8; HEADER_LEN as usize];
-    let n = read_full(&mut f, &mut header).at(path)?;
-    let version = check_header(path, &header[..n], id)?;
+pub(crate) fn read(fs: &dyn Fs, path: &Path, id: u64, from: u64, mut next_lsn: Option<u64>) -> Result<WalScan> {
+    let header = fs.read_prefix(path, HEADER_LEN as usize).at(path)?;
+    let version = check_header(path, &header, id)?;
     let from = from.max(HEADER_LEN);
-    f.seek(SeekFrom::Start(from)).at(path)?;
-    let mut buf = Vec::new();
-    f.read_to_end(&mut buf).at(path)?;
+    let buf = fs.read_from(path, from).at(path)?;
 
     let mut records = Vec::new();
     let mut pos = 0usize;
@@ -260,21 +255,10 @@ pub(crate) fn read(path: &Path, id: u64, from: u64, mut next_lsn: Option<u64>) -
     })
 }
 
-fn read_full(f: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match f.read(&mut buf[n..])? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    Ok(n)
-}
-
 /// Appends records to one WAL file. Owned by the store's single writer.
 pub(crate) struct WalWriter {
     path: PathBuf,
-    file: File,
+    file: Box<dyn FsFile>,
     len: u64,
     synced_len: u64,
     last_sync: Instant,
@@ -284,42 +268,35 @@ pub(crate) struct WalWriter {
 
 impl WalWriter {
     /// Create WAL `id` (header written and fsynced; the caller syncs the directory).
-    pub fn create(dir: &Path, id: u64, policy: SyncPolicy) -> Result<WalWriter> {
+    pub fn create(fs: &dyn Fs, dir: &Path, id: u64, policy: SyncPolicy) -> Result<WalWriter> {
         let path = wal_path(dir, id);
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .at(&path)?;
-        file.write_all(&header_bytes(id)).at(&path)?;
-        file.sync_all().at(&path)?;
+        let mut file = fs.create(&path).at(&path)?;
+        file.append(&header_bytes(id)).at(&path)?;
+        file.sync().at(&path)?;
         Ok(Self::from_parts(path, file, HEADER_LEN, policy))
     }
 
     /// Open WAL `id` for appending after `valid_len` bytes, cutting off any
     /// torn tail so that new records never follow garbage. A format 1 WAL
     /// is never appended to (a writer upgrades its store first).
-    pub fn reopen(dir: &Path, id: u64, valid_len: u64, policy: SyncPolicy) -> Result<WalWriter> {
+    pub fn reopen(fs: &dyn Fs, dir: &Path, id: u64, valid_len: u64, policy: SyncPolicy) -> Result<WalWriter> {
         let path = wal_path(dir, id);
-        let mut header = [0u8; HEADER_LEN as usize];
-        let n = read_full(&mut File::open(&path).at(&path)?, &mut header).at(&path)?;
-        if check_header(&path, &header[..n], id)? != WalVersion::CURRENT {
+        let header = fs.read_prefix(&path, HEADER_LEN as usize).at(&path)?;
+        if check_header(&path, &header, id)? != WalVersion::CURRENT {
             return Err(Error::Internal(format!(
                 "WAL {id} is of an older format and cannot be appended to"
             )));
         }
-        let mut file = OpenOptions::new().write(true).open(&path).at(&path)?;
-        let on_disk = file.metadata().at(&path)?.len();
+        let mut file = fs.open_append(&path).at(&path)?;
+        let on_disk = file.len().at(&path)?;
         if on_disk != valid_len {
             file.set_len(valid_len).at(&path)?;
-            file.sync_all().at(&path)?;
+            file.sync().at(&path)?;
         }
-        file.seek(SeekFrom::Start(valid_len)).at(&path)?;
         Ok(Self::from_parts(path, file, valid_len, policy))
     }
 
-    fn from_parts(path: PathBuf, file: File, len: u64, policy: SyncPolicy) -> WalWriter {
+    fn from_parts(path: PathBuf, file: Box<dyn FsFile>, len: u64, policy: SyncPolicy) -> WalWriter {
         WalWriter {
             path,
             file,
@@ -351,7 +328,7 @@ impl WalWriter {
         }
         // On failure the caller stops writing through this handle: part of
         // the buffer may be on disk, and a reopen decides what survives.
-        self.file.write_all(&self.buf).at(&self.path)?;
+        self.file.append(&self.buf).at(&self.path)?;
         self.len += self.buf.len() as u64;
         let due = match self.policy {
             SyncPolicy::Always => true,
@@ -379,7 +356,7 @@ impl WalWriter {
     /// fsync everything appended so far.
     pub fn sync(&mut self) -> Result<()> {
         if self.synced_len != self.len {
-            self.file.sync_data().at(&self.path)?;
+            self.file.sync().at(&self.path)?;
             self.synced_len = self.len;
         }
         self.last_sync = Instant::now();
@@ -395,6 +372,7 @@ impl WalWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::fs::RealFs;
 
     fn rec(lsn: u64) -> WalRecord {
         WalRecord {
@@ -412,19 +390,19 @@ mod tests {
     #[test]
     fn records_round_trip_and_every_truncation_yields_a_prefix() {
         let dir = tempfile::tempdir().unwrap();
-        let mut w = WalWriter::create(dir.path(), 7, SyncPolicy::Always).unwrap();
+        let mut w = WalWriter::create(&RealFs, dir.path(), 7, SyncPolicy::Always).unwrap();
         let recs: Vec<_> = (1..=5).map(rec).collect();
         for r in &recs {
             w.append(std::slice::from_ref(r)).unwrap();
         }
         let path = wal_path(dir.path(), 7);
-        let scan = read(&path, 7, 0, Some(1)).unwrap();
+        let scan = read(&RealFs, &path, 7, 0, Some(1)).unwrap();
         assert_eq!(scan.records, recs);
         assert!(!scan.torn);
         let full = std::fs::read(&path).unwrap();
         for cut in HEADER_LEN as usize..full.len() {
             std::fs::write(&path, &full[..cut]).unwrap();
-            let s = read(&path, 7, 0, Some(1)).unwrap();
+            let s = read(&RealFs, &path, 7, 0, Some(1)).unwrap();
             assert_eq!(s.records[..], recs[..s.records.len()]);
             assert!(s.end as usize <= cut);
         }
@@ -433,12 +411,12 @@ mod tests {
     #[test]
     fn wrong_id_and_bad_magic_are_errors() {
         let dir = tempfile::tempdir().unwrap();
-        WalWriter::create(dir.path(), 3, SyncPolicy::Off).unwrap();
+        WalWriter::create(&RealFs, dir.path(), 3, SyncPolicy::Off).unwrap();
         let path = wal_path(dir.path(), 3);
-        assert!(matches!(read(&path, 4, 0, None), Err(Error::Corrupt { .. })));
+        assert!(matches!(read(&RealFs, &path, 4, 0, None), Err(Error::Corrupt { .. })));
         let mut b = std::fs::read(&path).unwrap();
         b[0] ^= 0xff;
         std::fs::write(&path, &b).unwrap();
-        assert!(matches!(read(&path, 3, 0, None), Err(Error::BadMagic { .. })));
+        assert!(matches!(read(&RealFs, &path, 3, 0, None), Err(Error::BadMagic { .. })));
     }
 }

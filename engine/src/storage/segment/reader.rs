@@ -7,7 +7,6 @@
 //! before anything else reads the file.
 
 use std::borrow::Cow;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -18,7 +17,6 @@ use super::dict::Dict;
 use super::{blob, directory_end, part, parts_of, segment_path, ALIGN, BLOCK_SIZE, DIR_ENTRY_LEN, HEADER_LEN, ROW};
 use crate::error::{corrupt, Error, IoContext, Result};
 use crate::storage::format::{le_u32, le_u64, SegmentVersion, SEGMENT_MAGIC};
-use crate::storage::mmap::map_sealed;
 use crate::storage::row::{SparseRef, WeightsRef};
 use crate::storage::schema::{ColumnKind, Compression, FixedType, Schema, SparseKind};
 
@@ -208,6 +206,7 @@ impl Segment {
     /// format 1 manifest) a format 1 or 2 one. With `verify`, every part's
     /// checksum is checked too (reads the whole file).
     pub fn open(
+        fs: &dyn crate::storage::fs::Fs,
         dir: &Path,
         id: u64,
         table: u32,
@@ -216,8 +215,7 @@ impl Segment {
         verify: bool,
     ) -> Result<Arc<Segment>> {
         let path = segment_path(dir, id);
-        let file = File::open(&path).at(&path)?;
-        let map = map_sealed(&file).at(&path)?;
+        let map = fs.map(&path).at(&path)?;
         let b = &map[..];
         if b.len() < HEADER_LEN || b[0..8] != SEGMENT_MAGIC {
             return Err(Error::BadMagic {

@@ -3,8 +3,6 @@
 //! rename into place.
 
 use std::borrow::Cow;
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use zerocopy::IntoBytes;
@@ -14,6 +12,7 @@ use super::dict::DictWriter;
 use super::{align_up, directory_end, part, segment_path, unique_hash, BLOCK_SIZE, DIR_ENTRY_LEN, HEADER_LEN, ROW};
 use crate::error::{Error, IoContext, Result};
 use crate::storage::format::{SegmentVersion, SEGMENT_MAGIC};
+use crate::storage::fs::{Fs, FsFile};
 use crate::storage::indexer::{IndexInput, SegmentIndexer};
 use crate::storage::row::{SparseRef, WeightsRef};
 use crate::storage::schema::{ColumnKind, Compression, FixedType, KeySpec, Schema};
@@ -50,7 +49,7 @@ struct Sink {
 }
 
 impl Sink {
-    fn push(&mut self, file: &File, path: &Path, bytes: &[u8]) -> Result<()> {
+    fn push(&mut self, file: &dyn FsFile, path: &Path, bytes: &[u8]) -> Result<()> {
         self.buf.extend_from_slice(bytes);
         if self.buf.len() >= SINK_FLUSH {
             self.flush(file, path)?;
@@ -58,8 +57,8 @@ impl Sink {
         Ok(())
     }
 
-    fn flush(&mut self, file: &File, path: &Path) -> Result<()> {
-        file.write_all_at(&self.buf, self.offset + self.written).at(path)?;
+    fn flush(&mut self, file: &dyn FsFile, path: &Path) -> Result<()> {
+        file.write_at(&self.buf, self.offset + self.written).at(path)?;
         self.crc.update(&self.buf);
         self.written += self.buf.len() as u64;
         self.buf.clear();
@@ -100,7 +99,8 @@ enum ColBuf {
 pub(crate) struct SegmentWriter<'i> {
     id: u64,
     tmp: PathBuf,
-    file: File,
+    fs: &'i dyn Fs,
+    file: Box<dyn FsFile>,
     table: u32,
     schema: Schema,
     expected_rows: u64,
@@ -139,6 +139,7 @@ impl<'i> SegmentWriter<'i> {
     /// Start segment `id` of `table` (schema `schema`) that will hold exactly
     /// `rows` rows. With `indexer`, key columns that ask for a graph get one.
     pub fn create(
+        fs: &'i dyn Fs,
         dir: &Path,
         id: u64,
         table: u32,
@@ -150,13 +151,7 @@ impl<'i> SegmentWriter<'i> {
             return Err(too_large(rows));
         }
         let tmp = segment_path(dir, id).with_extension("tmp");
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)
-            .at(&tmp)?;
+        let file = fs.create(&tmp).at(&tmp)?;
         // The directory's size depends on the parts, which the schema fixes.
         let sections = 1 + schema
             .columns()
@@ -224,6 +219,7 @@ impl<'i> SegmentWriter<'i> {
         Ok(SegmentWriter {
             id,
             tmp,
+            fs,
             file,
             table,
             schema: schema.clone(),
@@ -264,7 +260,7 @@ impl<'i> SegmentWriter<'i> {
         if self.rows > 0 && id <= self.max_id {
             return Err(misfit(format!("ids must increase ({id} after {})", self.max_id)));
         }
-        self.ids.push(&self.file, &self.tmp, &id.to_le_bytes())?;
+        self.ids.push(&*self.file, &self.tmp, &id.to_le_bytes())?;
         if let Some((u, pairs)) = &mut self.unique {
             let bytes = unique_bytes(&cells[*u]);
             pairs.push((unique_hash(&bytes), self.rows as u32));
@@ -299,7 +295,7 @@ impl<'i> SegmentWriter<'i> {
                         parts.push(prefix_norms.as_bytes());
                     }
                     for (k, bytes) in parts.into_iter().enumerate() {
-                        self.sinks[*sinks + k].push(&self.file, &self.tmp, bytes)?;
+                        self.sinks[*sinks + k].push(&*self.file, &self.tmp, bytes)?;
                     }
                     if let Some((codes, scales, norms)) = graph {
                         codes.extend_from_slice(code);
@@ -309,7 +305,7 @@ impl<'i> SegmentWriter<'i> {
                 }
                 (ColBuf::Fixed { sink, width }, Cell::Fixed(bits), _) => {
                     let bytes = bits.to_le_bytes();
-                    self.sinks[*sink].push(&self.file, &self.tmp, &bytes[..*width])?;
+                    self.sinks[*sink].push(&*self.file, &self.tmp, &bytes[..*width])?;
                 }
                 (ColBuf::Symbol(d), Cell::Symbol(s), _) => d.push(s),
                 (ColBuf::Blob(b), Cell::Blob(bytes), _) => b.push(bytes),
@@ -349,16 +345,16 @@ impl<'i> SegmentWriter<'i> {
             )));
         }
         let mut entries: Vec<(u16, u16, u64, u64, u32)> = Vec::new();
-        self.ids.flush(&self.file, &self.tmp)?;
+        self.ids.flush(&*self.file, &self.tmp)?;
         let ids = &self.ids;
         entries.push((ids.col, ids.part, ids.offset, ids.written, ids.crc.clone().finalize()));
         for s in self.sinks.iter_mut() {
-            s.flush(&self.file, &self.tmp)?;
+            s.flush(&*self.file, &self.tmp)?;
             entries.push((s.col, s.part, s.offset, s.written, s.crc.clone().finalize()));
         }
         let mut offset = self.streamed_end;
-        let mut put = |col: u16, part: u16, bytes: &[u8], file: &File, tmp: &Path| -> Result<()> {
-            file.write_all_at(bytes, offset).at(tmp)?;
+        let mut put = |col: u16, part: u16, bytes: &[u8], file: &dyn FsFile, tmp: &Path| -> Result<()> {
+            file.write_at(bytes, offset).at(tmp)?;
             entries.push((col, part, offset, bytes.len() as u64, crc32fast::hash(bytes)));
             offset = align_up(offset + bytes.len() as u64);
             Ok(())
@@ -366,7 +362,7 @@ impl<'i> SegmentWriter<'i> {
         let cols = std::mem::take(&mut self.cols);
         for (c, buf) in cols.into_iter().enumerate() {
             let col = c as u16;
-            let (file, tmp) = (&self.file, self.tmp.as_path());
+            let (file, tmp) = (&*self.file, self.tmp.as_path());
             match buf {
                 ColBuf::Key { graph, .. } => {
                     let spec = match &self.schema.columns()[c].kind {
@@ -470,12 +466,12 @@ impl<'i> SegmentWriter<'i> {
         }
         let dir_crc = crc32fast::hash(&head[HEADER_LEN..p]);
         head[p..p + 4].copy_from_slice(&dir_crc.to_le_bytes());
-        self.file.write_all_at(&head, 0).at(&self.tmp)?;
+        self.file.write_at(&head, 0).at(&self.tmp)?;
         self.file.set_len(total).at(&self.tmp)?;
-        self.file.sync_all().at(&self.tmp)?;
+        self.file.sync().at(&self.tmp)?;
         let dir = self.tmp.parent().unwrap_or(Path::new("."));
         let path = segment_path(dir, self.id);
-        std::fs::rename(&self.tmp, &path).at(&path)
+        self.fs.rename(&self.tmp, &path).at(&path)
     }
 }
 
@@ -493,6 +489,6 @@ impl Drop for SegmentWriter<'_> {
     /// A writer dropped before `finish` (an error, a cancelled merge) leaves
     /// no temp file behind; after `finish` the temp name no longer exists.
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.tmp);
+        let _ = self.fs.remove(&self.tmp);
     }
 }
