@@ -67,7 +67,7 @@ bench-ann:
 bench-ann-quick:
 	bash scripts/bench-ann --n 20000 --queries 200 --name ann-quick
 
-## engram's SQL search against pgvector 0.8 (built from PGVECTOR_SRC) in the
+## engram's SQL search against pgvector 0.8 (installed beforehand by the user) in the
 ## same server: target/bench/pgvector.json.
 bench-pgvector:
 	bash scripts/bench-pgvector $(if $(ANN_N),--n $(ANN_N))

@@ -52,6 +52,7 @@ fn commits_go_on_while_a_detached_merge_builds_a_graph() {
             &path,
             StoreOptions {
                 index_on_flush: false,
+                merge_policy: None,
                 ..StoreOptions::default()
             },
         )

@@ -327,6 +327,9 @@ fn flushed_segments_get_their_own_graphs() {
     let opts = StoreOptions {
         // About 120 rows of 384-d keys: a flush every few commits.
         memtable_bytes: 256 << 10,
+        // Each flushed segment keeps its own graph (tests/merge_policy.rs
+        // folds them together).
+        merge_policy: None,
         ..indexed_options()
     };
     let store = Arc::new(Store::create(dir.path().join("s"), opts).unwrap());

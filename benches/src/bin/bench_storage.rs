@@ -2,7 +2,9 @@
 //! each sync policy; open time at N rows against open time at 10k rows (the
 //! same-run baseline: opening must not grow with row count); bytes per row;
 //! updates of a fixed column and upserts by a unique column, in batches of
-//! 1,000, on the ingested table.
+//! 1,000, on the ingested table; the write amplification of the default
+//! size-tiered merge policy over the ingest (segment bytes merged and
+//! flushed, over flushed).
 //!
 //! `bench_storage [ROWS]` (default 1,000,000) writes target/bench/storage.json.
 
@@ -20,6 +22,11 @@ const SINGLE_COMMITS: usize = 2_000;
 struct Ingest {
     rows_per_s: f64,
     mb_per_s: f64,
+    /// `(bytes flushed + bytes merged) / bytes flushed` under the default
+    /// size-tiered merge policy.
+    write_amplification: f64,
+    bytes_flushed: u64,
+    bytes_merged: u64,
 }
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
@@ -60,9 +67,13 @@ fn ingest(path: &std::path::Path, rows: u64, sync: SyncPolicy) -> Res<Ingest> {
     store.flush()?;
     busy += t0.elapsed();
     let secs = busy.as_secs_f64();
+    let st = store.stats()?;
     Ok(Ingest {
         rows_per_s: rows as f64 / secs,
         mb_per_s: bytes as f64 / secs / 1e6,
+        write_amplification: (st.bytes_flushed + st.bytes_merged) as f64 / st.bytes_flushed.max(1) as f64,
+        bytes_flushed: st.bytes_flushed,
+        bytes_merged: st.bytes_merged,
     })
 }
 
@@ -152,6 +163,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut open = 0.0;
     let mut bytes_per_row = 0.0;
     let mut segments = 0;
+    let mut amplification = json!(null);
     let (mut update_rps, mut upsert_rps) = (0.0, 0.0);
     for (name, sync) in [
         ("always", SyncPolicy::Always),
@@ -164,6 +176,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         rows_per_s.insert(name.into(), json!(r.rows_per_s.round()));
         mb_per_s.insert(name.into(), json!((r.mb_per_s * 10.0).round() / 10.0));
         if name == "always" {
+            amplification = json!({
+                "write_amplification": (r.write_amplification * 100.0).round() / 100.0,
+                "bytes_flushed": r.bytes_flushed,
+                "bytes_merged": r.bytes_merged,
+            });
             open = open_ms(&path)?;
             bytes_per_row = dir_bytes(&path) as f64 / rows as f64;
             segments = Store::open(&path, StoreOptions::reader())?.stats()?.tables[0].segments;
@@ -191,6 +208,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "open_ms_at_10k_rows": (open_small * 1000.0).round() / 1000.0,
             "open_ratio_vs_10k": (open / open_small * 100.0).round() / 100.0,
             "segments_at_open": segments,
+            "merges": amplification,
             "bytes_per_row": bytes_per_row.round(),
             "logical_bytes_per_row": DIM * 4 + 60 + 48,
             "update_rows_per_s": update_rps.round(),

@@ -63,6 +63,7 @@ impl DerivedCopy {
                 tag: spec.tag.clone(),
                 // One graph over every row, built at the end.
                 index_on_flush: false,
+                merge_policy: None,
                 ..opts.clone()
             };
             let store = Store::create(&fresh, writer)?;

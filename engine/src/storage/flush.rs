@@ -4,7 +4,7 @@
 //! the I/O mutex. `docs/design.md` §6.2 gives the steps and their failures.
 
 use super::format::sync_dir;
-use super::inner::Inner;
+use super::inner::{Inner, Written};
 use super::memtable::Memtable;
 use super::patch;
 use super::publish::publish;
@@ -50,8 +50,10 @@ pub(crate) fn flush_state(inner: &Inner, base: State) -> Result<(State, WalWrite
                 w.push(v.id().0, &v.cells()?)?;
             }
             w.finish()?;
+            let seg = Segment::open(fs, dir, id, t.id, &t.schema, None, false)?;
+            Written::add(&inner.written.flushed, seg.file_len());
             t.segments.push(SegState {
-                seg: Segment::open(fs, dir, id, t.id, &t.schema, None, false)?,
+                seg,
                 deletes: Default::default(),
             });
         }

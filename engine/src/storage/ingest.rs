@@ -15,7 +15,7 @@ use std::collections::HashSet;
 
 use super::flush;
 use super::format::sync_dir;
-use super::inner::Inner;
+use super::inner::{Inner, Written};
 use super::memtable::MemRow;
 use super::publish::publish;
 use super::role::Writer;
@@ -131,8 +131,10 @@ impl Run<'_> {
             w.push(m.id, &v.cells()?)?;
         }
         w.finish()?;
+        let seg = Segment::open(fs, &self.inner.dir, id, t.id, &t.schema, None, false)?;
+        Written::add(&self.inner.written.flushed, seg.file_len());
         self.written.push(SegState {
-            seg: Segment::open(fs, &self.inner.dir, id, t.id, &t.schema, None, false)?,
+            seg,
             deletes: Default::default(),
         });
         self.buffer.clear();

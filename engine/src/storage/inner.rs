@@ -2,6 +2,7 @@
 //! current state, and whether an earlier write failed.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
@@ -19,6 +20,24 @@ pub(crate) struct Inner {
     /// Set when a write failed in a way that leaves its outcome unknown; every
     /// later write is refused until the store is reopened.
     pub failed: Mutex<Option<String>>,
+    /// Segment bytes this handle wrote, by what wrote them.
+    pub written: Written,
+}
+
+/// Segment bytes written by one handle since it opened: write
+/// amplification is `(flushed + merged) / flushed`.
+#[derive(Default)]
+pub(crate) struct Written {
+    /// By flushes and bulk ingest (each row's first write to a segment).
+    pub flushed: AtomicU64,
+    /// By merges (each later rewrite).
+    pub merged: AtomicU64,
+}
+
+impl Written {
+    pub fn add(counter: &AtomicU64, bytes: u64) {
+        counter.fetch_add(bytes, Ordering::Relaxed);
+    }
 }
 
 impl Inner {
@@ -29,6 +48,7 @@ impl Inner {
             state: RwLock::new(Arc::new(state)),
             flush_error: Mutex::new(None),
             failed: Mutex::new(None),
+            written: Written::default(),
         }
     }
 

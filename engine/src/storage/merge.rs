@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use super::format::sync_dir;
 use super::inner::Inner;
+use super::options::MergePolicy;
 use super::patch::{self, Patches, RowPatch};
 use super::publish::publish;
 use super::role::Writer;
@@ -50,6 +51,10 @@ pub(crate) enum MergeScope {
     /// The trailing run of segments without a graph (what flushes leave
     /// behind), into one that has one; segments with graphs keep theirs.
     Unindexed,
+    /// What [`MergePolicy`] asks for, one run per table: a segment with too
+    /// many deleted rows, else the oldest `fanout` adjacent segments of the
+    /// lowest size tier that has that many.
+    Tiered,
 }
 
 /// One table's share of a merge.
@@ -65,7 +70,12 @@ struct Plan {
 }
 
 /// The run of `t`'s segments that `scope` rewrites, if any.
-fn choose(t: &TableState, scope: MergeScope, indexing: bool) -> Option<std::ops::Range<usize>> {
+fn choose(
+    t: &TableState,
+    scope: MergeScope,
+    indexing: bool,
+    policy: Option<&MergePolicy>,
+) -> Option<std::ops::Range<usize>> {
     let unindexed = |s: &SegState| indexing && !s.seg.indexed(&t.schema);
     let run = match scope {
         MergeScope::All => 0..t.segments.len(),
@@ -73,6 +83,7 @@ fn choose(t: &TableState, scope: MergeScope, indexing: bool) -> Option<std::ops:
             let start = t.segments.iter().rposition(|s| !unindexed(s)).map_or(0, |i| i + 1);
             start..t.segments.len()
         }
+        MergeScope::Tiered => return tiered(t, policy?),
     };
     let segs = &t.segments[run.clone()];
     let dead: usize = segs.iter().map(|s| s.deletes.len()).sum();
@@ -82,6 +93,28 @@ fn choose(t: &TableState, scope: MergeScope, indexing: bool) -> Option<std::ops:
         return None;
     }
     Some(run)
+}
+
+/// The run [`MergeScope::Tiered`] takes from `t`, if any.
+fn tiered(t: &TableState, p: &MergePolicy) -> Option<std::ops::Range<usize>> {
+    let too_dead = |s: &SegState| s.seg.rows > 0 && s.deletes.len() as f64 >= p.max_deleted_ratio * s.seg.rows as f64;
+    if let Some(i) = t.segments.iter().position(too_dead) {
+        return Some(i..i + 1);
+    }
+    let fanout = p.fanout.max(2);
+    let tiers: Vec<Option<u32>> = t.segments.iter().map(|s| p.tier(s.seg.file_len())).collect();
+    let mut best: Option<(u32, usize)> = None;
+    let mut i = 0;
+    while i < tiers.len() {
+        let j = i + tiers[i..].iter().take_while(|&&x| x == tiers[i]).count();
+        if let Some(tier) = tiers[i] {
+            if j - i >= fanout && best.is_none_or(|(b, _)| tier < b) {
+                best = Some((tier, i));
+            }
+        }
+        i = j;
+    }
+    best.map(|(_, start)| start..start + fanout)
 }
 
 /// A planned merge: what it rewrites, and the state it was planned on.
@@ -110,9 +143,10 @@ pub(crate) fn plan(w: &Writer, inner: &Inner, scope: MergeScope, publish_reserva
     let mut wal = w.io(inner)?;
     let mut next = (*inner.current()).clone();
     let indexing = inner.opts.indexer.is_some();
+    let policy = inner.opts.merge_policy.as_ref();
     let mut plans = Vec::new();
     for t in &next.tables {
-        let Some(run) = choose(t, scope, indexing) else {
+        let Some(run) = choose(t, scope, indexing, policy) else {
             continue;
         };
         let segs = &t.segments[run.clone()];
@@ -178,6 +212,7 @@ pub(crate) fn write(inner: &Inner, planned: &Planned) -> Result<Written> {
         }
     }
     sync_dir(&*inner.opts.fs, &inner.dir)?;
+    super::inner::Written::add(&inner.written.merged, report.bytes_written);
     Ok(Written { built, report })
 }
 

@@ -52,13 +52,13 @@ pub use ingest::{IngestReport, IngestSink, INGEST_SEGMENT_BYTES};
 pub use legacy::schema as legacy_schema;
 pub use lock::WriterLock;
 pub use merge::MergeReport;
-pub use options::{Mode, StoreOptions};
+pub use options::{MergePolicy, Mode, StoreOptions};
 pub use row::{Row, SetColumn, Sparse, SparseRef, Value, Weights, WeightsRef};
 pub use schema::{
     BlobCol, BlobSpec, Column, ColumnId, ColumnKind, Compression, EdgeCol, EdgeSpec, FixedCol, FixedType, IndexSpec,
     KeyCol, KeyMetric, KeySpec, Scalar, Schema, SchemaBuilder, SparseCol, SparseKind, SymbolCol, TextCol, MAX_COLUMNS,
 };
-pub use store::{Scan, Store, StoreStats, TableInfo, TableStats};
+pub use store::{Scan, SegmentStats, Store, StoreStats, TableInfo, TableStats};
 pub use types::{Dim, RowId, TableId, MAX_ROW_BYTES};
 pub use update::Update;
 pub use view::{RowView, Snapshot, TableView};

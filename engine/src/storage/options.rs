@@ -52,9 +52,14 @@ pub struct StoreOptions {
     /// walk a graph rather than scan them. The graph is built outside the
     /// lock commits wait on, by the thread whose commit filled the memtable
     /// (or the caller of [`Store::flush`](super::Store::flush)). Bulk loads
-    /// that end with [`Store::optimize`](super::Store::optimize) turn it off
-    /// to build one graph instead of several.
+    /// that end with [`Store::optimize`](super::Store::optimize) turn it off,
+    /// and [`StoreOptions::merge_policy`] too, to build one graph instead of
+    /// several.
     pub index_on_flush: bool,
+    /// Merges that run on their own after each flush (`None`: only the
+    /// merges asked for, and the graph builds of
+    /// [`StoreOptions::index_on_flush`]).
+    pub merge_policy: Option<MergePolicy>,
     /// The file system the store's files live on: the operating system's,
     /// or a simulated machine that can crash (`fs::SimFs`, for tests).
     pub fs: Arc<dyn Fs>,
@@ -71,6 +76,7 @@ impl Default for StoreOptions {
             tag: String::new(),
             indexer: None,
             index_on_flush: true,
+            merge_policy: Some(MergePolicy::default()),
             fs: Arc::new(RealFs),
         }
     }
@@ -83,5 +89,68 @@ impl StoreOptions {
             mode: Mode::Reader,
             ..StoreOptions::default()
         }
+    }
+}
+
+/// A size-tiered merge policy: flushes leave many small segments, and
+/// searching each costs a graph walk of its own, so runs of similar-sized
+/// segments are folded together, each row being rewritten about once per
+/// tier (`log_fanout(table bytes / floor_bytes)` times in all, which
+/// [`StoreStats`](super::StoreStats) reports as write amplification).
+///
+/// ```
+/// use engram::storage::{MergePolicy, StoreOptions};
+/// let opts = StoreOptions { merge_policy: Some(MergePolicy { fanout: 8, ..MergePolicy::default() }), ..StoreOptions::default() };
+/// assert_eq!(opts.merge_policy.unwrap().max_deleted_ratio, 0.3);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MergePolicy {
+    /// How many adjacent segments of one size tier are merged into one
+    /// (at least 2). A segment's tier is `floor(log_fanout(bytes / floor_bytes))`.
+    pub fanout: usize,
+    /// Segments up to this size are all in the lowest tier.
+    pub floor_bytes: u64,
+    /// Segments at least this large are left out of tier merges (a merge
+    /// rewrites every byte it takes, and builds one graph over them).
+    pub max_segment_bytes: u64,
+    /// A segment whose share of deleted rows reaches this is rewritten on
+    /// its own, dropping them.
+    pub max_deleted_ratio: f64,
+}
+
+impl Default for MergePolicy {
+    fn default() -> Self {
+        MergePolicy {
+            fanout: 4,
+            floor_bytes: 1 << 20,
+            max_segment_bytes: 4 << 30,
+            max_deleted_ratio: 0.3,
+        }
+    }
+}
+
+impl MergePolicy {
+    /// The size tier of a segment of `bytes`, or `None` if tier merges leave
+    /// it alone.
+    ///
+    /// ```
+    /// use engram::storage::MergePolicy;
+    /// let p = MergePolicy::default();
+    /// assert_eq!(p.tier(10), Some(0));
+    /// assert_eq!(p.tier(4 << 20), Some(1));
+    /// assert_eq!(p.tier(16 << 20), Some(2));
+    /// assert_eq!(p.tier(5 << 30), None);
+    /// ```
+    pub fn tier(&self, bytes: u64) -> Option<u32> {
+        if bytes >= self.max_segment_bytes {
+            return None;
+        }
+        let fanout = self.fanout.max(2) as u64;
+        let (mut tier, mut bound) = (0u32, self.floor_bytes.max(1).saturating_mul(fanout));
+        while bytes >= bound {
+            tier += 1;
+            bound = bound.saturating_mul(fanout);
+        }
+        Some(tier)
     }
 }

@@ -60,6 +60,21 @@ pub struct TableStats {
     pub indexed_rows: u64,
     /// Bytes of those graphs (inside `segment_bytes`).
     pub index_bytes: u64,
+    /// Each sealed segment, in row order.
+    pub segment_list: Vec<SegmentStats>,
+}
+
+/// One sealed segment of a table ([`TableStats::segment_list`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SegmentStats {
+    /// Rows written to it (deleted or not).
+    pub rows: u64,
+    /// Of those, deleted since.
+    pub deleted_rows: u64,
+    /// Bytes of its file.
+    pub bytes: u64,
+    /// Whether its key columns carry every graph they ask for.
+    pub indexed: bool,
 }
 
 /// Counts for a store.
@@ -75,6 +90,12 @@ pub struct StoreStats {
     pub tables: Vec<TableStats>,
     /// The error of the last automatic flush or graph build, if it failed.
     pub last_flush_error: Option<String>,
+    /// Segment bytes this handle's flushes and bulk ingests wrote since it
+    /// opened: each row's first write to a segment.
+    pub bytes_flushed: u64,
+    /// Segment bytes this handle's merges wrote since it opened (rewrites):
+    /// write amplification is `(bytes_flushed + bytes_merged) / bytes_flushed`.
+    pub bytes_merged: u64,
 }
 
 /// A store: one directory of tables. `Store` is `Send + Sync`; share it
@@ -109,7 +130,7 @@ pub struct Store {
     permanent_writer: bool,
     /// A reader handle flushed while it held the role: the new segments get
     /// their graphs once it gives the role back (`end_write`).
-    needs_index: std::sync::atomic::AtomicBool,
+    merge_due: std::sync::atomic::AtomicBool,
 }
 
 fn check_table_name(name: &str) -> Result<()> {
@@ -155,7 +176,7 @@ impl Store {
                     inner: Inner::new(dir, opts, st),
                     writer: RwLock::new(None),
                     permanent_writer: false,
-                    needs_index: Default::default(),
+                    merge_due: Default::default(),
                 })
             }
             Mode::Writer => {
@@ -171,7 +192,7 @@ impl Store {
             inner,
             writer: RwLock::new(Some(Arc::new(w))),
             permanent_writer: true,
-            needs_index: Default::default(),
+            merge_due: Default::default(),
         })
     }
 
@@ -199,10 +220,11 @@ impl Store {
 
     /// Give the writer role back (fsyncing the WAL first); a no-op on a handle
     /// opened as [`Mode::Writer`]. On a failed handle the role is given back
-    /// too, and the failure returned. If a flush happened meanwhile, the new
-    /// segments then get their graphs ([`Store::index_detached`], skipped if
-    /// a detached merge is running; a failure shows in
-    /// [`StoreStats::last_flush_error`]).
+    /// too, and the failure returned. If a flush happened meanwhile, the
+    /// merges due after it then run detached (graphs for the new segments as
+    /// [`Store::index_detached`] builds them, then the
+    /// [`StoreOptions::merge_policy`]'s), skipped if another detached merge
+    /// is running; a failure shows in [`StoreStats::last_flush_error`].
     pub fn end_write(&self) -> Result<()> {
         if self.permanent_writer {
             return Ok(());
@@ -212,14 +234,9 @@ impl Store {
             Some(w) => w.io(&self.inner).and_then(|mut wal| wal.sync_for_release()),
             None => Ok(()),
         };
-        if self.needs_index.swap(false, std::sync::atomic::Ordering::AcqRel) && self.indexes_flushes() {
-            if let Err(e) = self.detached(
-                MergeScope::Unindexed,
-                false,
-                Duration::ZERO,
-                std::time::Duration::from_secs(30),
-                &|| false,
-            ) {
+        if self.merge_due.swap(false, std::sync::atomic::Ordering::AcqRel) {
+            let run = |scope| self.detached(scope, false, Duration::ZERO, Duration::from_secs(30), &|| false);
+            if let Err(e) = self.merges_after_flush(run) {
                 *self.inner.flush_error.lock() = Some(e.to_string());
             }
         }
@@ -228,6 +245,25 @@ impl Store {
 
     fn indexes_flushes(&self) -> bool {
         self.inner.opts.indexer.is_some() && self.inner.opts.index_on_flush
+    }
+
+    /// The merges due after a flush, each run by `run`: graphs for the new
+    /// segments (with [`StoreOptions::index_on_flush`]), then what the
+    /// [`StoreOptions::merge_policy`] asks for, until it asks for nothing.
+    /// Each round leaves fewer segments or fewer deleted rows; the cap only
+    /// guards against deletes arriving as fast as merges drop them.
+    fn merges_after_flush(&self, run: impl Fn(MergeScope) -> Result<MergeReport>) -> Result<()> {
+        if self.indexes_flushes() {
+            run(MergeScope::Unindexed)?;
+        }
+        if self.inner.opts.merge_policy.is_some() {
+            for _ in 0..64 {
+                if run(MergeScope::Tiered)?.segments_in == 0 {
+                    break;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// On a reader handle that does not hold the writer role: flush and
@@ -614,19 +650,16 @@ impl Store {
         self.after_flush(&w, true)
     }
 
-    /// Graphs for what a flush left: now on the handle opened as the writer
+    /// The merges due after a flush: now on the handle opened as the writer
     /// (`wait`: even if a merge runs), once the role is given back on a
     /// reader handle.
     fn after_flush(&self, w: &Writer, wait: bool) -> Result<()> {
-        if !self.indexes_flushes() {
-            return Ok(());
-        }
         if self.permanent_writer {
-            merge::merge(w, &self.inner, MergeScope::Unindexed, wait)?;
+            self.merges_after_flush(|scope| merge::merge(w, &self.inner, scope, wait))
         } else {
-            self.needs_index.store(true, std::sync::atomic::Ordering::Release);
+            self.merge_due.store(true, std::sync::atomic::Ordering::Release);
+            Ok(())
         }
-        Ok(())
     }
 
     /// Flush as the writer `w`, clearing the error an automatic flush left.
@@ -695,9 +728,21 @@ impl Store {
                         .map(|s| s.seg.rows as u64)
                         .sum(),
                     index_bytes: t.segments.iter().map(|s| s.seg.index_bytes(&t.schema) as u64).sum(),
+                    segment_list: t
+                        .segments
+                        .iter()
+                        .map(|s| SegmentStats {
+                            rows: s.seg.rows as u64,
+                            deleted_rows: s.deletes.len() as u64,
+                            bytes: s.seg.file_len(),
+                            indexed: s.seg.indexed(&t.schema),
+                        })
+                        .collect(),
                 })
                 .collect(),
             last_flush_error: self.inner.flush_error.lock().clone(),
+            bytes_flushed: self.inner.written.flushed.load(std::sync::atomic::Ordering::Relaxed),
+            bytes_merged: self.inner.written.merged.load(std::sync::atomic::Ordering::Relaxed),
         })
     }
 }
