@@ -49,6 +49,7 @@ fmt:
 ## Benchmarks write target/bench/<name>.json.
 bench-storage:
 	cargo run --release -q -p engram-benches --bin bench_storage -- 1000000
+	bash scripts/bench-sql-insert
 
 bench-kernels:
 	cargo run --release -q -p engram-benches --bin bench_kernels
