@@ -223,10 +223,16 @@ fn search_demo(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
         store.insert_batch(t, chunk.to_vec())?;
     }
     store.flush()?;
-    let st = store.stats()?.tables[0].clone();
+    let stats = store.stats()?;
+    let st = stats.tables[0].clone();
     println!(
-        "loaded {} rows: {} segments, each with its own HNSW graph ({} rows indexed, {} graph bytes)",
-        st.live_rows, st.segments, st.indexed_rows, st.index_bytes
+        "loaded {} rows in several flushes; each flushed segment got its HNSW graph and the size-tiered \
+         merge policy folded them into {} segment(s) ({} rows indexed, {} graph bytes; write amplification {:.2})",
+        st.live_rows,
+        st.segments,
+        st.indexed_rows,
+        st.index_bytes,
+        (stats.bytes_flushed + stats.bytes_merged) as f64 / stats.bytes_flushed.max(1) as f64
     );
     let p = SearchParams::default();
     let show = |qi: usize, p: &SearchParams| -> engram::Result<()> {
@@ -248,7 +254,7 @@ fn search_demo(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
     let report = store.optimize()?;
     let st = store.stats()?.tables[0].clone();
     println!(
-        "optimize: {} segments merged into {} with one graph ({} rows); recall@10: {:.3}",
+        "optimize: {} segment(s) rewritten; now {} segment(s) with one graph ({} rows); recall@10: {:.3}",
         report.segments_in,
         st.segments,
         st.indexed_rows,

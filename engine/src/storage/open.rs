@@ -96,9 +96,9 @@ fn writable_wal(inner: &Inner) -> Result<WalWriter> {
     WalWriter::reopen(&*inner.opts.fs, &inner.dir, st.wal_id, st.wal_end, inner.opts.sync)
 }
 
-/// Rewrite a format 1 store in today's format: every segment row for row
+/// Rewrite a store of the old shared format (versions 1–2) in today's: every segment row for row
 /// (deleted rows included, so positions and graphs stay valid), the
-/// memtable flushed, a format 2 manifest with a fresh WAL published. A
+/// memtable flushed, a manifest of today's format (version 3) with a fresh WAL published. A
 /// crash before the publish leaves the old store intact (the new files are
 /// orphans); after it, the old files are orphans.
 fn upgrade(inner: &Inner) -> Result<WalWriter> {

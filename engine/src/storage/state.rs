@@ -516,7 +516,7 @@ impl State {
     }
 }
 
-/// A segment of a format 2 manifest with its deletes, checked against its
+/// A segment of a manifest with its deletes, checked against its
 /// entry.
 fn segment_state(mpath: &Path, seg: Arc<Segment>, e: &SegmentEntry) -> Result<SegState> {
     if seg.rows as u64 != e.rows || e.deleted.iter().any(|&p| p as usize >= seg.rows) {
