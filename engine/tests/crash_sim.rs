@@ -252,3 +252,46 @@ fn acknowledged_writes_survive_simulated_machine_crashes() {
     println!("{points} crash points over {total} file-system operations per run");
     assert!(points >= 200);
 }
+
+/// A failed WAL fsync leaves the outcome of what it covered unknown (the
+/// kernel may have dropped those pages): on every path that fsyncs —
+/// `Store::sync` and giving the role back here (a merge's plan and publish
+/// take the same path) — the handle then
+/// refuses writes, rather than let a later fsync that succeeds call them
+/// durable.
+#[test]
+fn a_failed_fsync_fails_the_handle_on_every_path() {
+    let n = Notes::new(4, false);
+    let dir = tempfile::tempdir().unwrap();
+    let fs = Arc::new(SimFs::new(dir.path()));
+    let path = dir.path().join("s");
+    let store = Store::create(&path, opts(Some(fs.clone()), SyncPolicy::Batch)).unwrap();
+    let t = store.create_table("t", n.schema.clone()).unwrap();
+    store.insert(t, row(&n, 1)).unwrap();
+    fs.fail_at(fs.ops() + 1);
+    assert!(store.sync().is_err());
+    let e = store.insert(t, row(&n, 2)).unwrap_err();
+    assert!(matches!(e, engram::Error::WriterFailed(_)), "{e:?}");
+    drop(store);
+
+    // A reader handle that took the role: the fsync of giving it back.
+    let reader = Store::open(
+        &path,
+        StoreOptions {
+            mode: engram::storage::Mode::Reader,
+            ..opts(Some(fs.clone()), SyncPolicy::Batch)
+        },
+    )
+    .unwrap();
+    reader
+        .begin_write(std::time::Duration::from_secs(5), &|| false)
+        .unwrap();
+    reader.insert(t, row(&n, 3)).unwrap();
+    fs.fail_at(fs.ops() + 1);
+    assert!(reader.end_write().is_err());
+    let refused = reader
+        .begin_write(std::time::Duration::from_secs(5), &|| false)
+        .and_then(|_| reader.insert(t, row(&n, 4)));
+    assert!(matches!(refused, Err(engram::Error::WriterFailed(_))), "{refused:?}");
+    let _ = reader.end_write();
+}

@@ -169,7 +169,7 @@ pub(crate) fn plan(w: &Writer, inner: &Inner, scope: MergeScope, publish_reserva
         if publish_reservation {
             // A manifest carries the deletes applied so far: the log records
             // they follow must be as durable as it is (see `publish_merge`).
-            wal.sync()?;
+            wal.sync().map_err(|e| inner.fail(e))?;
             next.generation += 1;
             publish(inner, next)?;
         } else {
@@ -224,7 +224,7 @@ pub(crate) fn publish_merge(w: &Writer, inner: &Inner, planned: Planned, written
     // The manifest records the deletes applied so far, some of them only in
     // the log: make the log durable first, or a crash could keep a delete
     // and lose a change logged before it (under `Batch` or `Off`).
-    wal.sync()?;
+    wal.sync().map_err(|e| inner.fail(e))?;
     let mut next = (*inner.current()).clone();
     if next.incarnation != planned.at_plan.incarnation {
         return Err(Error::Internal("the store was replaced while a merge of it ran".into()));

@@ -231,7 +231,9 @@ impl Store {
         }
         let w = self.writer.write().take();
         let r = match w {
-            Some(w) => w.io(&self.inner).and_then(|mut wal| wal.sync_for_release()),
+            Some(w) => w
+                .io(&self.inner)
+                .and_then(|mut wal| wal.sync_for_release().map_err(|e| self.inner.fail(e))),
             None => Ok(()),
         };
         if self.merge_due.swap(false, std::sync::atomic::Ordering::AcqRel) {
@@ -338,7 +340,9 @@ impl Store {
             fn drop(&mut self) {
                 if let Some(w) = self.0.writer.write().take() {
                     if let Ok(mut wal) = w.io(&self.0.inner) {
-                        let _ = wal.sync_for_release();
+                        if let Err(e) = wal.sync_for_release() {
+                            self.0.inner.fail(e);
+                        }
                     }
                 }
             }
@@ -690,7 +694,7 @@ impl Store {
 
     /// fsync the WAL now (useful under [`SyncPolicy::Batch`](super::SyncPolicy) or `Off`).
     pub fn sync(&self) -> Result<()> {
-        self.writer()?.io(&self.inner)?.sync()
+        self.writer()?.io(&self.inner)?.sync().map_err(|e| self.inner.fail(e))
     }
 
     /// Check every segment's checksums (reads the whole store).
