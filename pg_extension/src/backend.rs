@@ -124,6 +124,14 @@ pub fn interrupt_pending() -> bool {
     unsafe { std::ptr::read_volatile(&raw const pg_sys::InterruptPending) != 0 }
 }
 
+/// Let the postmaster signal this background worker, keeping PostgreSQL's
+/// default handlers (SIGTERM: exit at once).
+pub fn unblock_worker_signals() {
+    // SAFETY: called at the start of a background worker's main function,
+    // where PostgreSQL expects it, before anything else.
+    unsafe { pg_sys::BackgroundWorkerUnblockSignals() }
+}
+
 /// The OID of the database this backend is connected to.
 pub fn database_oid() -> u32 {
     // SAFETY: MyDatabaseId is set once at backend start-up, before any SQL

@@ -54,7 +54,13 @@ thread_local! {
 /// database, not per cluster. Names are validated at creation (letters,
 /// digits, `_`, `-`), so they cannot leave that directory.
 pub fn dir_of(name: &str) -> PathBuf {
-    data_dir().join("pg_engram").join(database_oid().to_string()).join(name)
+    dir_in(database_oid(), name)
+}
+
+/// [`dir_of`] for the database with oid `database` (background workers
+/// are connected to none).
+pub fn dir_in(database: u32, name: &str) -> PathBuf {
+    data_dir().join("pg_engram").join(database.to_string()).join(name)
 }
 
 /// Where transactions spool their rows (as unlinked temporary files).
@@ -74,11 +80,15 @@ pub fn cached(name: &str) -> Option<Rc<Handle>> {
     HANDLES.with(|h| h.borrow().get(name).cloned())
 }
 
-fn options() -> StoreOptions {
+/// How every handle on an engine copy is opened: a reader that takes the
+/// writer role to publish, whose graph builds and merges are left to
+/// [`crate::merges`].
+pub fn options() -> StoreOptions {
     StoreOptions {
         // The copy is derived from WAL-logged tables: a publish a machine
         // crash loses is caught up again, so none waits for an fsync.
         sync: engram::storage::SyncPolicy::Off,
+        merge_runner: engram::storage::MergeRunner::Deferred,
         indexer: Some(Arc::new(crate::catalog::indexer())),
         memtable_bytes: crate::gucs::MEMTABLE_SIZE.get().max(64) as usize * 1024,
         ..StoreOptions::reader()

@@ -10,6 +10,11 @@ pub static RESCORE: GucSetting<i32> = GucSetting::<i32>::new(4);
 /// a segment and builds the segment's graph.
 pub static MEMTABLE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(64 * 1024);
 
+/// Whether the graph builds and merges a commit leaves due run in a
+/// background worker (on) or in the committing backend before its COMMIT
+/// returns (off).
+pub static BACKGROUND_MERGES: GucSetting<bool> = GucSetting::<bool>::new(true);
+
 /// Testing only (superuser): a fault to inject into every publish at commit
 /// of this session — `publish_panic` (a panic with the writer role held) or
 /// `publish_stall` (a 5 s pause with the role held, to kill the backend in).
@@ -54,6 +59,14 @@ pub fn init() {
         1024 * 1024,
         GucContext::Userset,
         GucFlags::UNIT_KB,
+    );
+    GucRegistry::define_bool_guc(
+        c"engram.background_merges",
+        c"Build the graphs and run the merges a commit leaves due in a background worker.",
+        c"On: COMMIT returns once the rows are in the engine copy, and a worker (one of max_worker_processes) builds their graph meanwhile; searches scan the new rows exactly until it is done. Off, or when no worker slot is free: the committing backend builds it before COMMIT returns.",
+        &BACKGROUND_MERGES,
+        GucContext::Userset,
+        GucFlags::default(),
     );
     GucRegistry::define_string_guc(
         c"engram.inject_fault",

@@ -317,7 +317,7 @@ fn publish(mut txn: Txn) {
             pause: Duration::from_millis(2),
         };
         match h.copy.publish(p.watermark - 1, p.watermark, &mut set, wait, turn) {
-            Ok(Step::Applied) => {}
+            Ok(Step::Applied) => crate::merges::after_publish(&p.store, h.copy.store()),
             // Commits publish in the order they reach the writer role, not
             // always in commit order: the copy stays behind, or another
             // backend already caught it up with this transaction's rows.

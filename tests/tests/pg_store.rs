@@ -650,3 +650,85 @@ fn faults_in_the_middle_of_a_publish() {
     );
     assert_in_step(&mut c, "p");
 }
+
+/// Segments of the copy read straight from its directory: (rows in
+/// segments, of those in segments with their graph).
+fn copy_segments(pg: &Cluster, c: &mut Client, store: &str) -> (u64, u64) {
+    let dir = pg.engine_dir(c, store);
+    let s = engram::storage::Store::open(&dir, engram::storage::StoreOptions::reader()).unwrap();
+    let st = &s.stats().unwrap().tables[0];
+    (st.segment_rows, st.indexed_rows)
+}
+
+#[test]
+#[ignore = "needs a running cluster: make test-pg-integration"]
+fn graphs_of_flushed_commits_are_built_by_a_background_worker() {
+    let pg = Cluster::main();
+    let mut c = pg.database("engram_it_merges");
+    // A small memtable, read when the backend opens the copy: every few
+    // hundred rows a commit flushes it.
+    c.batch_execute("SET engram.memtable_size = 64; SELECT engram.create_store('g', 8)")
+        .unwrap();
+    let pid: i32 = c.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
+    let from = log_len(&pg);
+    let batch = |c: &mut Client, lo: i64| {
+        let keys: Vec<f32> = (lo..lo + 400)
+            .flat_map(|i| (0..8).map(move |d| ((i * 7 + d) as f32 * 0.13).sin()))
+            .collect();
+        let n: i64 = c
+            .query_one("SELECT count(*) FROM engram.insert_many('g', $1::real[])", &[&keys])
+            .unwrap()
+            .get(0);
+        assert_eq!(n, 400);
+    };
+    for round in 0..6 {
+        batch(&mut c, round * 400);
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let (rows, indexed) = copy_segments(&pg, &mut c, "g");
+        if rows > 0 && indexed == rows {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "graphs not built: {indexed} of {rows} segment rows"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The graph was built by a worker, not by the committing backend.
+    let log = std::fs::read(pg.dir.join("log")).unwrap();
+    let log = String::from_utf8_lossy(&log[from as usize..]);
+    let worker: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("engram merges: store \"g\""))
+        .collect();
+    assert!(!worker.is_empty(), "no background worker merged the copy:\n{log}");
+    assert!(worker.iter().all(|l| !l.contains(&format!("[{pid}]"))), "{worker:?}");
+    assert_eq!(copy_rows(&pg, &mut c, "g").1.len(), 2400);
+    assert_in_step(&mut c, "g");
+
+    // Off: the committing backend builds the graph before COMMIT returns
+    // (once the worker has gone, so that no merge of its holds the lock).
+    while c
+        .query_one(
+            "SELECT count(*) > 0 FROM pg_stat_activity WHERE backend_type = 'engram merges'",
+            &[],
+        )
+        .unwrap()
+        .get::<_, bool>(0)
+    {
+        assert!(Instant::now() < deadline, "the merge worker did not exit");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut c = pg.connect("engram_it_merges");
+    c.batch_execute("SET engram.memtable_size = 64; SET engram.background_merges = off")
+        .unwrap();
+    for round in 6..10 {
+        batch(&mut c, round * 400);
+    }
+    let (rows, indexed) = copy_segments(&pg, &mut c, "g");
+    assert!(rows > 2400, "no flush happened ({rows} segment rows)");
+    assert_eq!(indexed, rows, "a commit returned before the graph it left due");
+    assert_in_step(&mut c, "g");
+}

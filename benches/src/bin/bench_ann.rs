@@ -11,7 +11,10 @@
 //! resident memory of a fresh handle after the query sweep, the recall@10 /
 //! single-thread QPS curve over the ef sweep, and recall@10 / QPS under time
 //! filters of 50%, 10%, 1% and 0.1% selectivity (ground truth: brute force
-//! over the admitted rows). Writes target/bench/<NAME>.json (default "ann").
+//! over the admitted rows), and `values_over_ids`: the time of searches whose
+//! hits read their value (a next-token distribution) and text in place from
+//! the search's snapshot, over the same searches returning ids only, at ef
+//! 64. Writes target/bench/<NAME>.json (default "ann").
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -21,7 +24,8 @@ use std::time::Instant;
 use engram::index::{Filter, Hnsw, Search, SearchParams};
 use engram::kernels::distance::{distance, Metric};
 use engram::storage::{
-    Dim, FixedType, IndexSpec, KeySpec, Row, Schema, Store, StoreOptions, SyncPolicy, Value as Cell,
+    Dim, FixedType, IndexSpec, KeySpec, Row, Schema, Sparse, SparseCol, SparseKind, Store, StoreOptions, SyncPolicy,
+    TableId, TextCol, Value as Cell,
 };
 use engram_benches::write_report;
 use serde_json::{json, Value};
@@ -156,6 +160,67 @@ fn sweep(
     (r, queries.len() as f64 / secs)
 }
 
+/// A row's value: a small next-token count distribution, as generation
+/// stores (what `values_over_ids` reads back).
+fn value(i: usize) -> Sparse {
+    Sparse::counts((0..4u32).map(|j| {
+        (
+            (i as u32).wrapping_mul(2_654_435_761).rotate_left(j * 8) % 50_000,
+            j + 1,
+        )
+    }))
+}
+
+/// Seconds for `queries` at ef 64, one snapshot per query (as
+/// `Store::search` takes), ids only or also reading each hit's value and
+/// text in place.
+fn read_pass(store: &Store, t: TableId, queries: &[Vec<f32>], cols: Option<(SparseCol, TextCol)>) -> f64 {
+    let p = SearchParams {
+        ef: 64,
+        ..SearchParams::default()
+    };
+    let start = Instant::now();
+    let mut sink = 0u64;
+    for q in queries {
+        let snap = store.snapshot().expect("snapshot");
+        let hits = snap.table(t).expect("table").search(q, 10, &p).expect("search");
+        for h in &hits {
+            sink = sink.wrapping_add(h.id.0);
+            if let Some((next, text)) = cols {
+                let v = h.row.sparse(next).expect("value");
+                sink = sink.wrapping_add((0..v.len()).map(|i| v.weight(i) as u64).sum::<u64>());
+                sink = sink.wrapping_add(h.row.text(text).expect("text").len() as u64);
+            }
+        }
+    }
+    std::hint::black_box(sink);
+    start.elapsed().as_secs_f64()
+}
+
+/// `values_over_ids`: the passes alternate, and each kind keeps its fastest
+/// of five, so that a noisy neighbour slows both alike or neither.
+fn values_over_ids(store: &Store, t: TableId, queries: &[Vec<f32>], cols: (SparseCol, TextCol)) -> Value {
+    read_pass(store, t, queries, Some(cols));
+    let (mut ids, mut values) = (f64::MAX, f64::MAX);
+    for _ in 0..5 {
+        ids = ids.min(read_pass(store, t, queries, None));
+        values = values.min(read_pass(store, t, queries, Some(cols)));
+    }
+    json!({"ef": 64, "ids_s": ids, "values_and_text_s": values, "ratio": values / ids})
+}
+
+/// The texts of the base rows (one per line), or placeholders.
+fn texts(data: &Path, n: usize) -> Vec<String> {
+    let mut t: Vec<String> = std::fs::read_to_string(data.join("texts.txt"))
+        .unwrap_or_default()
+        .lines()
+        .take(n)
+        .map(str::to_string)
+        .collect();
+    t.extend((t.len()..n).map(|i| format!("text {i}")));
+    t
+}
+
 fn main() -> std::io::Result<()> {
     let a = args();
     let meta: Value =
@@ -203,8 +268,12 @@ fn main() -> std::io::Result<()> {
             })),
         )
         .fixed("timestamp", FixedType::Timestamp)
+        .sparse("next", SparseKind::Counts)
+        .text("text")
         .build()
         .expect("schema");
+    let cols = (schema.sparse("next").expect("next"), schema.text("text").expect("text"));
+    let texts = texts(&a.data, n);
     let opts = StoreOptions {
         sync: SyncPolicy::Off,
         indexer: Some(Arc::new(hnsw)),
@@ -219,7 +288,15 @@ fn main() -> std::io::Result<()> {
         let rows = chunk
             .iter()
             .enumerate()
-            .map(|(j, v)| Row::from_values(vec![Cell::Vector(v.clone()), Cell::Int(stamp(c * 10_000 + j, n))]))
+            .map(|(j, v)| {
+                let i = c * 10_000 + j;
+                Row::from_values(vec![
+                    Cell::Vector(v.clone()),
+                    Cell::Int(stamp(i, n)),
+                    Cell::Sparse(value(i)),
+                    Cell::Str(texts[i].clone()),
+                ])
+            })
             .collect();
         store.insert_batch(t, rows).expect("insert");
     }
@@ -254,6 +331,8 @@ fn main() -> std::io::Result<()> {
         curve.push(json!({"ef": ef, "recall_at_10": r, "qps": qps}));
     }
     let (rss_after, _) = rss();
+    let reads = values_over_ids(&store, t, &queries, cols);
+    eprintln!("engram values_over_ids at ef 64: {:.3}", reads["ratio"]);
 
     let fq = &queries[..queries.len().min(200)];
     let mut filtered = Vec::new();
@@ -284,6 +363,8 @@ fn main() -> std::io::Result<()> {
         "data": meta,
         "engram": curve,
         "filtered": filtered,
+        "values_over_ids": reads["ratio"],
+        "values_over_ids_detail": reads,
         "build_s": {"engram": build_s},
         "engram_detail": {
             "load_s": load_s,

@@ -42,6 +42,18 @@ pub struct MergeReport {
     pub dangling_edges: u64,
 }
 
+impl MergeReport {
+    /// Add `other`'s counts to these.
+    pub fn add(&mut self, other: &MergeReport) {
+        self.segments_in += other.segments_in;
+        self.segments_out += other.segments_out;
+        self.rows_dropped += other.rows_dropped;
+        self.rows_written += other.rows_written;
+        self.bytes_written += other.bytes_written;
+        self.dangling_edges += other.dangling_edges;
+    }
+}
+
 /// Which segments a merge rewrites.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum MergeScope {
@@ -93,6 +105,11 @@ fn choose(
         return None;
     }
     Some(run)
+}
+
+/// Whether `scope` would rewrite some of `t`'s segments.
+pub(crate) fn chosen(t: &TableState, scope: MergeScope, indexing: bool, policy: Option<&MergePolicy>) -> bool {
+    choose(t, scope, indexing, policy).is_some()
 }
 
 /// The run [`MergeScope::Tiered`] takes from `t`, if any.

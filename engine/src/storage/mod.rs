@@ -11,7 +11,8 @@
 //!
 //! One protocol per file: `open.rs` (create, open, refresh, upgrade),
 //! `commit.rs` (group commit), `flush.rs`, `merge.rs` (plan, write,
-//! publish), `publish.rs` (manifest and state swap).
+//! publish), `maintain.rs` (who runs the merges a flush leaves due),
+//! `publish.rs` (manifest and state swap).
 
 mod batch;
 mod codec;
@@ -25,6 +26,7 @@ mod ingest;
 mod inner;
 mod legacy;
 mod lock;
+mod maintain;
 mod manifest;
 mod memtable;
 mod merge;
@@ -52,7 +54,7 @@ pub use ingest::{IngestReport, IngestSink, INGEST_SEGMENT_BYTES};
 pub use legacy::schema as legacy_schema;
 pub use lock::WriterLock;
 pub use merge::MergeReport;
-pub use options::{MergePolicy, Mode, StoreOptions};
+pub use options::{MergePolicy, MergeRunner, Mode, StoreOptions};
 pub use row::{Row, SetColumn, Sparse, SparseRef, Value, Weights, WeightsRef};
 pub use schema::{
     BlobCol, BlobSpec, Column, ColumnId, ColumnKind, Compression, EdgeCol, EdgeSpec, FixedCol, FixedType, IndexSpec,

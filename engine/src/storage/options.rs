@@ -18,6 +18,26 @@ pub enum Mode {
     Reader,
 }
 
+/// Who runs the merges due after a flush ([`StoreOptions::merge_runner`](super::StoreOptions::merge_runner)).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
+pub enum MergeRunner {
+    /// The thread whose write flushed, once the flush is published (on a
+    /// reader handle: once it gives the writer role back). Other threads'
+    /// commits go on meanwhile; that one waits for the graph.
+    #[default]
+    Inline,
+    /// A merge thread of the handle, started by the first flush and joined
+    /// when the handle drops (after the merge running then, if any): no
+    /// write waits for a graph. Until it is built, the new segments are
+    /// searched exactly, by a scan.
+    Background,
+    /// Nobody on this handle: the application runs them with
+    /// [`Store::run_merges`](super::Store::run_merges) — from a thread or
+    /// process of its own, on any handle of the store — when
+    /// [`Store::merges_pending`](super::Store::merges_pending) says so.
+    Deferred,
+}
+
 /// How to open a store.
 ///
 /// ```
@@ -60,6 +80,11 @@ pub struct StoreOptions {
     /// merges asked for, and the graph builds of
     /// [`StoreOptions::index_on_flush`]).
     pub merge_policy: Option<MergePolicy>,
+    /// Who runs the merges due after a flush (graph builds and the merge
+    /// policy's): the flushing thread (the default), a merge thread of the
+    /// handle, or the application through
+    /// [`Store::run_merges`](super::Store::run_merges).
+    pub merge_runner: MergeRunner,
     /// The file system the store's files live on: the operating system's,
     /// or a simulated machine that can crash (`fs::SimFs`, for tests).
     pub fs: Arc<dyn Fs>,
@@ -77,6 +102,7 @@ impl Default for StoreOptions {
             indexer: None,
             index_on_flush: true,
             merge_policy: Some(MergePolicy::default()),
+            merge_runner: MergeRunner::Inline,
             fs: Arc::new(RealFs),
         }
     }

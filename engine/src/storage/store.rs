@@ -5,16 +5,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::RwLock;
-
 use super::batch::WriteBatch;
 use super::commit::{self, Outcome, Pending, WriteReport};
-use super::flush;
 use super::inner::Inner;
+use super::maintain::{Core, Merger};
 use super::manifest;
 use super::merge::{self, MergeReport, MergeScope};
 use super::open;
-use super::options::{Mode, StoreOptions};
+use super::options::{MergeRunner, Mode, StoreOptions};
 use super::role::Writer;
 use super::row::Row;
 use super::schema::Schema;
@@ -123,14 +121,9 @@ pub struct StoreStats {
 /// assert_eq!(keys, vec![vec![3.0, 4.0]]);
 /// ```
 pub struct Store {
-    inner: Inner,
-    /// The writer role, held for life by a handle opened as [`Mode::Writer`],
-    /// or between [`Store::begin_write`] and [`Store::end_write`] by a reader.
-    writer: RwLock<Option<Arc<Writer>>>,
-    permanent_writer: bool,
-    /// A reader handle flushed while it held the role: the new segments get
-    /// their graphs once it gives the role back (`end_write`).
-    merge_due: std::sync::atomic::AtomicBool,
+    core: Arc<Core>,
+    /// The merge thread, with [`MergeRunner::Background`].
+    merger: Merger,
 }
 
 fn check_table_name(name: &str) -> Result<()> {
@@ -172,12 +165,7 @@ impl Store {
         match opts.mode {
             Mode::Reader => {
                 let st = State::load(&opts.fs, &dir, opts.verify_checksums, &HashMap::new())?;
-                Ok(Store {
-                    inner: Inner::new(dir, opts, st),
-                    writer: RwLock::new(None),
-                    permanent_writer: false,
-                    merge_due: Default::default(),
-                })
+                Ok(Store::from_core(Core::new(Inner::new(dir, opts, st), None)))
             }
             Mode::Writer => {
                 let lock = super::lock::acquire(&dir, opts.lock_timeout, cancelled)?;
@@ -188,12 +176,14 @@ impl Store {
 
     fn writer_from(dir: PathBuf, opts: StoreOptions, lock: std::fs::File) -> Result<Store> {
         let (inner, w) = open::open_writer(&dir, opts, lock)?;
-        Ok(Store {
-            inner,
-            writer: RwLock::new(Some(Arc::new(w))),
-            permanent_writer: true,
-            merge_due: Default::default(),
-        })
+        Ok(Store::from_core(Core::new(inner, Some(w))))
+    }
+
+    fn from_core(core: Core) -> Store {
+        Store {
+            core: Arc::new(core),
+            merger: Merger::default(),
+        }
     }
 
     /// Open if a store exists at `path`, create it otherwise.
@@ -210,62 +200,85 @@ impl Store {
     /// previous writer logged, and cut off any torn tail it left. Until
     /// [`Store::end_write`], this handle writes and no other can.
     pub fn begin_write(&self, timeout: std::time::Duration, cancelled: &dyn Fn() -> bool) -> Result<()> {
-        if self.writer.read().is_some() {
+        if self.core.is_writer() {
             return Ok(());
         }
-        let w = open::take_role(&self.inner, timeout, cancelled)?;
-        *self.writer.write() = Some(Arc::new(w));
+        let w = open::take_role(&self.core.inner, timeout, cancelled)?;
+        *self.core.writer.write() = Some(Arc::new(w));
         Ok(())
     }
 
     /// Give the writer role back (fsyncing the WAL first); a no-op on a handle
     /// opened as [`Mode::Writer`]. On a failed handle the role is given back
     /// too, and the failure returned. If a flush happened meanwhile, the
-    /// merges due after it then run detached (graphs for the new segments as
-    /// [`Store::index_detached`] builds them, then the
+    /// merges due after it then run as [`StoreOptions::merge_runner`] says:
+    /// with [`MergeRunner::Inline`], here, detached (graphs for the new
+    /// segments as [`Store::index_detached`] builds them, then the
     /// [`StoreOptions::merge_policy`]'s), skipped if another detached merge
     /// is running; a failure shows in [`StoreStats::last_flush_error`].
     pub fn end_write(&self) -> Result<()> {
-        if self.permanent_writer {
+        if self.core.permanent_writer {
             return Ok(());
         }
-        let w = self.writer.write().take();
+        let w = self.core.writer.write().take();
         let r = match w {
             Some(w) => w
-                .io(&self.inner)
-                .and_then(|mut wal| wal.sync_for_release().map_err(|e| self.inner.fail(e))),
+                .io(&self.core.inner)
+                .and_then(|mut wal| wal.sync_for_release().map_err(|e| self.core.inner.fail(e))),
             None => Ok(()),
         };
-        if self.merge_due.swap(false, std::sync::atomic::Ordering::AcqRel) {
-            let run = |scope| self.detached(scope, false, Duration::ZERO, Duration::from_secs(30), &|| false);
-            if let Err(e) = self.merges_after_flush(run) {
-                *self.inner.flush_error.lock() = Some(e.to_string());
-            }
+        if self.core.merge_due.swap(false, std::sync::atomic::Ordering::AcqRel) {
+            self.merges_due();
         }
         r
     }
 
-    fn indexes_flushes(&self) -> bool {
-        self.inner.opts.indexer.is_some() && self.inner.opts.index_on_flush
+    /// Hand the merges due after a flush to whoever [`StoreOptions::merge_runner`] names.
+    fn merges_due(&self) {
+        match self.core.inner.opts.merge_runner {
+            MergeRunner::Inline => self.core.record(self.core.run_due(false, Duration::ZERO, &|| false)),
+            MergeRunner::Background => self.merger.wake(&self.core),
+            MergeRunner::Deferred => {}
+        }
     }
 
-    /// The merges due after a flush, each run by `run`: graphs for the new
-    /// segments (with [`StoreOptions::index_on_flush`]), then what the
-    /// [`StoreOptions::merge_policy`] asks for, until it asks for nothing.
-    /// Each round leaves fewer segments or fewer deleted rows; the cap only
-    /// guards against deletes arriving as fast as merges drop them.
-    fn merges_after_flush(&self, run: impl Fn(MergeScope) -> Result<MergeReport>) -> Result<()> {
-        if self.indexes_flushes() {
-            run(MergeScope::Unindexed)?;
-        }
-        if self.inner.opts.merge_policy.is_some() {
-            for _ in 0..64 {
-                if run(MergeScope::Tiered)?.segments_in == 0 {
-                    break;
-                }
-            }
-        }
-        Ok(())
+    /// Whether merges are due on this store: segments without the graphs
+    /// their keys ask for (with [`StoreOptions::index_on_flush`]), or runs of
+    /// segments the [`StoreOptions::merge_policy`] would fold — what
+    /// [`Store::run_merges`] would do. Reads this handle's view (refreshed).
+    pub fn merges_pending(&self) -> Result<bool> {
+        self.refresh()?;
+        Ok(self.core.pending())
+    }
+
+    /// Run the merges due now, in this thread: graphs for the segments
+    /// flushes left without, then the [`StoreOptions::merge_policy`]'s,
+    /// until nothing is due. On the handle that is the writer, as that
+    /// writer (commits of other threads go on); on a reader handle not
+    /// holding the role, detached like [`Store::index_detached`], waiting up
+    /// to `timeout` for another handle's detached merge to end. What a
+    /// [`MergeRunner::Deferred`] handle leaves, any handle of the store —
+    /// in this process or another — runs here.
+    ///
+    /// ```
+    /// use engram::index::Hnsw;
+    /// use engram::storage::{Dim, KeySpec, MergeRunner, Row, Schema, Store, StoreOptions};
+    /// use std::{sync::Arc, time::Duration};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let opts = StoreOptions { indexer: Some(Arc::new(Hnsw::default())), merge_runner: MergeRunner::Deferred, ..StoreOptions::default() };
+    /// let store = Store::create(dir.path().join("s"), opts).unwrap();
+    /// let s = Schema::builder().key("k", KeySpec::new(Dim::new(2).unwrap())).build().unwrap();
+    /// let t = store.create_table("t", s.clone()).unwrap();
+    /// store.insert_batch(t, (0..100).map(|i| Row::new(&s).with(s.key("k").unwrap(), vec![1.0, i as f32])).collect()).unwrap();
+    /// store.flush().unwrap();
+    /// assert!(store.merges_pending().unwrap());
+    /// store.run_merges(Duration::from_secs(10), &|| false).unwrap();
+    /// assert!(!store.merges_pending().unwrap());
+    /// assert_eq!(store.stats().unwrap().tables[0].indexed_rows, 100);
+    /// ```
+    pub fn run_merges(&self, timeout: Duration, cancelled: &dyn Fn() -> bool) -> Result<MergeReport> {
+        self.refresh()?;
+        self.core.run_due(true, timeout, cancelled)
     }
 
     /// On a reader handle that does not hold the writer role: flush and
@@ -277,94 +290,28 @@ impl Store {
     /// writers wait on. One such merge runs per store at a time (the store's
     /// `MERGE` lock, waited for up to `timeout`, like the role).
     pub fn optimize_detached(&self, timeout: Duration, cancelled: &dyn Fn() -> bool) -> Result<MergeReport> {
-        self.detached(MergeScope::All, true, timeout, timeout, cancelled)
+        self.core.detached(MergeScope::All, true, timeout, timeout, cancelled)
     }
 
     /// [`Store::optimize_detached`] for the segments that have no graph yet
     /// (what flushes leave), without a flush.
     pub fn index_detached(&self, timeout: Duration, cancelled: &dyn Fn() -> bool) -> Result<MergeReport> {
-        self.detached(MergeScope::Unindexed, false, timeout, timeout, cancelled)
-    }
-
-    fn detached(
-        &self,
-        scope: MergeScope,
-        flush: bool,
-        merge_wait: Duration,
-        role_wait: Duration,
-        cancelled: &dyn Fn() -> bool,
-    ) -> Result<MergeReport> {
-        if self.permanent_writer {
-            let w = self.writer()?;
-            if flush {
-                self.flush_with(&w)?;
-            }
-            return merge::merge(&w, &self.inner, scope, true);
-        }
-        if self.is_writer() {
-            return Err(Error::InvalidArgument(
-                "a detached merge runs on a handle that does not hold the writer role".into(),
-            ));
-        }
-        let _one = match super::lock::acquire_named(&self.inner.dir, "MERGE", merge_wait, cancelled) {
-            Ok(l) => l,
-            // Another detached merge runs: what it leaves, the next one takes.
-            Err(Error::WriterLocked { .. }) if merge_wait.is_zero() => return Ok(MergeReport::default()),
-            Err(e) => return Err(e),
-        };
-        let planned = self.with_role(role_wait, cancelled, |w| {
-            if flush {
-                self.flush_with(w)?;
-            }
-            merge::plan(w, &self.inner, scope, true)
-        })?;
-        if planned.is_empty() {
-            return Ok(MergeReport::default());
-        }
-        let written = merge::write(&self.inner, &planned)?;
-        self.with_role(role_wait, cancelled, |w| {
-            merge::publish_merge(w, &self.inner, planned, written)
-        })
-    }
-
-    /// Run `f` with the writer role taken on this reader handle for it
-    /// alone, given back on return, on error and on panic.
-    fn with_role<T>(
-        &self,
-        wait: Duration,
-        cancelled: &dyn Fn() -> bool,
-        f: impl FnOnce(&Writer) -> Result<T>,
-    ) -> Result<T> {
-        struct GiveBack<'a>(&'a Store);
-        impl Drop for GiveBack<'_> {
-            fn drop(&mut self) {
-                if let Some(w) = self.0.writer.write().take() {
-                    if let Ok(mut wal) = w.io(&self.0.inner) {
-                        if let Err(e) = wal.sync_for_release() {
-                            self.0.inner.fail(e);
-                        }
-                    }
-                }
-            }
-        }
-        let w = Arc::new(open::take_role(&self.inner, wait, cancelled)?);
-        *self.writer.write() = Some(w.clone());
-        let _give_back = GiveBack(self);
-        f(&w)
+        self.core
+            .detached(MergeScope::Unindexed, false, timeout, timeout, cancelled)
     }
 
     /// The store's directory.
     pub fn path(&self) -> &Path {
-        &self.inner.dir
+        &self.core.inner.dir
     }
 
     /// Whether this handle is the writer.
     pub fn is_writer(&self) -> bool {
-        self.writer.read().is_some()
+        self.core.is_writer()
     }
 
     fn writer(&self) -> Result<Arc<Writer>> {
-        self.writer.read().clone().ok_or(Error::ReadOnly)
+        self.core.writer()
     }
 
     /// Bring a reader up to date with the writer: a new manifest means a
@@ -372,15 +319,12 @@ impl Store {
     /// its new records. Called by every read; cheap when nothing changed
     /// (one header read and one `stat`).
     pub fn refresh(&self) -> Result<()> {
-        if self.is_writer() {
-            return Ok(());
-        }
-        open::refresh(&self.inner)
+        self.core.refresh()
     }
 
     fn state(&self) -> Result<Arc<State>> {
         self.refresh()?;
-        Ok(self.inner.current())
+        Ok(self.core.inner.current())
     }
 
     /// A consistent snapshot of every table: reads through it see the store
@@ -396,7 +340,7 @@ impl Store {
         let w = self.writer()?;
         match commit::commit(
             &w,
-            &self.inner,
+            &self.core.inner,
             Pending::CreateTable {
                 name: name.to_string(),
                 schema,
@@ -492,13 +436,13 @@ impl Store {
     pub fn write(&self, batch: WriteBatch) -> Result<WriteReport> {
         let w = self.writer()?;
         let batch = self.checked(batch)?;
-        let (outcome, flushed) = commit::commit(&w, &self.inner, Pending::Write(batch))?;
+        let (outcome, flushed) = commit::commit(&w, &self.core.inner, Pending::Write(batch))?;
         if flushed {
             // Other commits go on while this one builds the new segment's
             // graph (a merge already running leaves it to the next flush); on
             // a reader handle, not while it holds the role others wait for.
-            if let Err(e) = self.after_flush(&w, false) {
-                *self.inner.flush_error.lock() = Some(e.to_string());
+            if let Err(e) = self.after_flush(false) {
+                *self.core.inner.flush_error.lock() = Some(e.to_string());
             }
         }
         match outcome {
@@ -510,7 +454,7 @@ impl Store {
     /// Normalize and check every row and update of `b` against its table's
     /// schema, in the caller's thread, before it joins a commit group.
     fn checked(&self, mut b: WriteBatch) -> Result<WriteBatch> {
-        let st = self.inner.current();
+        let st = self.core.inner.current();
         let schema = |t: u32| st.table(TableId(t)).map(|t| (t.name.as_str(), t.schema.clone()));
         let norm = |t: u32, row: Row| -> Result<Row> {
             let (name, s) = schema(t)?;
@@ -638,9 +582,9 @@ impl Store {
         fill: impl FnOnce(&mut super::IngestSink<'_>) -> Result<()>,
     ) -> Result<super::IngestReport> {
         let w = self.writer()?;
-        let report = super::ingest::ingest_with(&w, &self.inner, table, watermark, fill)?;
-        if let Err(e) = self.after_flush(&w, false) {
-            *self.inner.flush_error.lock() = Some(e.to_string());
+        let report = super::ingest::ingest_with(&w, &self.core.inner, table, watermark, fill)?;
+        if let Err(e) = self.after_flush(false) {
+            *self.core.inner.flush_error.lock() = Some(e.to_string());
         }
         Ok(report)
     }
@@ -651,26 +595,29 @@ impl Store {
     pub fn flush(&self) -> Result<()> {
         let w = self.writer()?;
         self.flush_with(&w)?;
-        self.after_flush(&w, true)
+        self.after_flush(true)
     }
 
-    /// The merges due after a flush: now on the handle opened as the writer
-    /// (`wait`: even if a merge runs), once the role is given back on a
-    /// reader handle.
-    fn after_flush(&self, w: &Writer, wait: bool) -> Result<()> {
-        if self.permanent_writer {
-            self.merges_after_flush(|scope| merge::merge(w, &self.inner, scope, wait))
-        } else {
-            self.merge_due.store(true, std::sync::atomic::Ordering::Release);
-            Ok(())
+    /// The merges due after a flush: on the handle opened
+    /// as the writer, handed on now ([`MergeRunner::Inline`]: run here,
+    /// `wait`ing even for a merge already running); on a reader handle, once
+    /// it gives the role back.
+    fn after_flush(&self, wait: bool) -> Result<()> {
+        if !self.core.permanent_writer {
+            self.core.merge_due.store(true, std::sync::atomic::Ordering::Release);
+            return Ok(());
+        }
+        match self.core.inner.opts.merge_runner {
+            MergeRunner::Inline => self.core.run_due(wait, Duration::ZERO, &|| false).map(|_| ()),
+            _ => {
+                self.merges_due();
+                Ok(())
+            }
         }
     }
 
-    /// Flush as the writer `w`, clearing the error an automatic flush left.
     fn flush_with(&self, w: &Writer) -> Result<()> {
-        flush::flush_locked(&self.inner, &mut *w.io(&self.inner)?)?;
-        *self.inner.flush_error.lock() = None;
-        Ok(())
+        self.core.flush_with(w)
     }
 
     /// Merge each table's segments into one, dropping deleted rows, folding
@@ -679,7 +626,7 @@ impl Store {
     /// meanwhile; only one merge runs at a time. Rows still in the memtable
     /// are not included: see [`Store::optimize`].
     pub fn merge(&self) -> Result<MergeReport> {
-        merge::merge(&*self.writer()?, &self.inner, MergeScope::All, true)
+        merge::merge(&*self.writer()?, &self.core.inner, MergeScope::All, true)
     }
 
     /// Flush, then merge each table into one segment: afterwards every live
@@ -689,12 +636,15 @@ impl Store {
     pub fn optimize(&self) -> Result<MergeReport> {
         let w = self.writer()?;
         self.flush_with(&w)?;
-        merge::merge(&w, &self.inner, MergeScope::All, true)
+        merge::merge(&w, &self.core.inner, MergeScope::All, true)
     }
 
     /// fsync the WAL now (useful under [`SyncPolicy::Batch`](super::SyncPolicy) or `Off`).
     pub fn sync(&self) -> Result<()> {
-        self.writer()?.io(&self.inner)?.sync().map_err(|e| self.inner.fail(e))
+        self.writer()?
+            .io(&self.core.inner)?
+            .sync()
+            .map_err(|e| self.core.inner.fail(e))
     }
 
     /// Check every segment's checksums (reads the whole store).
@@ -744,18 +694,29 @@ impl Store {
                         .collect(),
                 })
                 .collect(),
-            last_flush_error: self.inner.flush_error.lock().clone(),
-            bytes_flushed: self.inner.written.flushed.load(std::sync::atomic::Ordering::Relaxed),
-            bytes_merged: self.inner.written.merged.load(std::sync::atomic::Ordering::Relaxed),
+            last_flush_error: self.core.inner.flush_error.lock().clone(),
+            bytes_flushed: self
+                .core
+                .inner
+                .written
+                .flushed
+                .load(std::sync::atomic::Ordering::Relaxed),
+            bytes_merged: self
+                .core
+                .inner
+                .written
+                .merged
+                .load(std::sync::atomic::Ordering::Relaxed),
         })
     }
 }
 
 impl Drop for Store {
     fn drop(&mut self) {
-        if let Some(w) = self.writer.get_mut() {
+        self.merger.stop();
+        if let Some(w) = self.core.writer.read().as_ref() {
             // Best effort: under Batch/Off, make what was written durable.
-            if let Ok(mut wal) = w.io(&self.inner) {
+            if let Ok(mut wal) = w.io(&self.core.inner) {
                 let _ = wal.sync();
             }
         }
