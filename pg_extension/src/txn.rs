@@ -87,6 +87,10 @@ impl Spool {
 #[derive(Default)]
 struct Txn {
     ops: Vec<Op>,
+    /// Recorded changes per store (of `ops`), so that asking whether the
+    /// transaction changed a store — every call does — costs O(1), not a
+    /// walk of all its changes.
+    per_store: std::collections::HashMap<String, usize>,
     drops: Vec<(i32, String)>,
     spool: Spool,
     /// Set at pre-commit: each store's net change and the watermark it took.
@@ -118,7 +122,7 @@ pub fn record_insert(store: &str, id: u64, row: &Row) {
                 format!("engram: cannot spool the transaction's rows: {e}"),
             )
         });
-        t.ops.push(Op {
+        t.push(Op {
             level: nest_level(),
             store: store.to_string(),
             id,
@@ -131,7 +135,7 @@ pub fn record_insert(store: &str, id: u64, row: &Row) {
 pub fn record_delete(store: &str, id: u64) {
     hook();
     TXN.with(|t| {
-        t.borrow_mut().ops.push(Op {
+        t.borrow_mut().push(Op {
             level: nest_level(),
             store: store.to_string(),
             id,
@@ -148,7 +152,14 @@ pub fn drop_at_commit(store: &str) {
 
 /// Whether this transaction changed `store`.
 pub fn has_pending(store: &str) -> bool {
-    TXN.with(|t| t.borrow().ops.iter().any(|o| o.store == store))
+    TXN.with(|t| t.borrow().per_store.get(store).is_some_and(|&n| n > 0))
+}
+
+impl Txn {
+    fn push(&mut self, op: Op) {
+        *self.per_store.entry(op.store.clone()).or_default() += 1;
+        self.ops.push(op);
+    }
 }
 
 fn hook() {
@@ -179,6 +190,11 @@ fn hook() {
             let mut t = t.borrow_mut();
             t.ops.retain(|o| o.level < level);
             t.drops.retain(|d| d.0 < level);
+            let mut per_store = std::collections::HashMap::new();
+            for o in &t.ops {
+                *per_store.entry(o.store.clone()).or_default() += 1;
+            }
+            t.per_store = per_store;
         });
     });
     register_subxact_callback(PgSubXactCallbackEvent::CommitSub, |_, _| {

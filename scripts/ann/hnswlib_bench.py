@@ -1,6 +1,7 @@
 """hnswlib on the same data as bench_ann: build time with T threads, then
 queries on one thread through one batched knn_query call per sweep point
-(so that Python's per-call overhead is not counted against it), recall@10
+(so that Python's per-call overhead is not counted against it; the fastest
+of three such calls, as bench_ann times engram), recall@10
 against the ground truth file that bench_ann wrote, bytes per vector of the
 saved index, and resident memory. Prints one JSON object.
 
@@ -64,9 +65,12 @@ def main():
     for ef in [int(x) for x in args.ef.split(",")]:
         index.set_ef(max(ef, 10))
         index.knn_query(queries[:50], k=10, num_threads=1)
-        t = time.time()
-        labels, _ = index.knn_query(queries, k=10, num_threads=1)
-        secs = time.time() - t
+        # The fastest of three passes, as bench_ann times engram.
+        secs = float("inf")
+        for _ in range(3):
+            t = time.time()
+            labels, _ = index.knn_query(queries, k=10, num_threads=1)
+            secs = min(secs, time.time() - t)
         got = list(labels)
         recall = float(np.mean([len(set(g.tolist()) & set(w.tolist())) / 10 for g, w in zip(got, gt)]))
         qps = len(queries) / secs

@@ -104,6 +104,70 @@ versions!(
     }
 );
 
+/// A fixed-width field of a file header. Headers are declared field after
+/// field with [`Field::then`], so every offset is derived from the one
+/// before it and a layout cannot overlap or leave a gap unnamed.
+///
+/// ```ignore
+/// const MAGIC: Field = Field::first(8);
+/// const VERSION: Field = MAGIC.then(4);
+/// assert_eq!((VERSION.at, VERSION.end()), (8, 12));
+/// ```
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Field {
+    /// Offset from the start of the header.
+    pub at: usize,
+    /// Width in bytes.
+    pub len: usize,
+}
+
+impl Field {
+    /// The first field of a header.
+    pub const fn first(len: usize) -> Field {
+        Field { at: 0, len }
+    }
+
+    /// The field right after this one.
+    pub const fn then(self, len: usize) -> Field {
+        Field {
+            at: self.at + self.len,
+            len,
+        }
+    }
+
+    /// The offset just past this field.
+    pub const fn end(self) -> usize {
+        self.at + self.len
+    }
+
+    /// Its bytes of `b`.
+    pub fn of(self, b: &[u8]) -> &[u8] {
+        &b[self.at..self.end()]
+    }
+
+    /// Read it as a little-endian u32 (a 4-byte field).
+    pub fn u32(self, b: &[u8]) -> u32 {
+        debug_assert_eq!(self.len, 4);
+        le_u32(b, self.at)
+    }
+
+    /// Read it as a little-endian u64 (an 8-byte field).
+    pub fn u64(self, b: &[u8]) -> u64 {
+        debug_assert_eq!(self.len, 8);
+        le_u64(b, self.at)
+    }
+
+    /// Write `bytes` (exactly its width) into it.
+    pub fn put(self, b: &mut [u8], bytes: &[u8]) {
+        b[self.at..self.end()].copy_from_slice(bytes);
+    }
+}
+
+/// Every file header starts with its magic ...
+pub(crate) const MAGIC: Field = Field::first(8);
+/// ... and its format version (u32).
+pub(crate) const VERSION: Field = MAGIC.then(4);
+
 /// Read a little-endian u32 at `off` of a buffer already known to be long enough.
 pub(crate) fn le_u32(b: &[u8], off: usize) -> u32 {
     let mut a = [0u8; 4];

@@ -22,13 +22,30 @@ use std::path::{Path, PathBuf};
 use rkyv::{Archive, Deserialize, Serialize};
 
 use super::codec;
-use super::format::{le_u32, le_u64, write_atomic, ManifestVersion, MANIFEST_MAGIC};
+use super::format::{write_atomic, Field, ManifestVersion, MAGIC, MANIFEST_MAGIC, VERSION};
 use super::fs::Fs;
 use super::legacy;
 use super::schema::Schema;
 use crate::error::{corrupt, Error, Result};
 
-const HEADER_LEN: usize = 56;
+// Header fields after the magic and version (pads are zero).
+const PAD: Field = VERSION.then(4);
+/// Generation: raised by every publish.
+const GENERATION: Field = PAD.then(8);
+/// Length of the payload that follows the header.
+const PAYLOAD_LEN: Field = GENERATION.then(8);
+/// crc32 of the payload.
+const PAYLOAD_CRC: Field = PAYLOAD_LEN.then(4);
+/// crc32 of the header up to here.
+const HEADER_CRC: Field = PAYLOAD_CRC.then(4);
+/// The store's incarnation (a rebuild swaps in a new one), with a checksum
+/// of its own, so a reader can check it without reading the payload.
+const INCARNATION: Field = HEADER_CRC.then(8);
+const PAD2: Field = INCARNATION.then(4);
+/// crc32 of `INCARNATION` and `PAD2`.
+const INCARNATION_CRC: Field = PAD2.then(4);
+const HEADER_LEN: usize = INCARNATION_CRC.end();
+const _: () = assert!(HEADER_LEN == 56, "the manifest header layout is part of the format");
 /// A manifest larger than this is treated as corrupt rather than allocated.
 const MAX_PAYLOAD: u64 = 1 << 30;
 
@@ -87,25 +104,25 @@ pub(crate) fn manifest_path(dir: &Path) -> PathBuf {
 }
 
 fn check_header(path: &Path, h: &[u8]) -> Result<(u64, u64, u32, ManifestVersion)> {
-    if h.len() < HEADER_LEN || h[0..8] != MANIFEST_MAGIC {
+    if h.len() < HEADER_LEN || MAGIC.of(h) != MANIFEST_MAGIC {
         return Err(Error::BadMagic {
             path: path.to_path_buf(),
             expected: "manifest",
         });
     }
-    if crc32fast::hash(&h[0..36]) != le_u32(h, 36) {
+    if crc32fast::hash(&h[..HEADER_CRC.at]) != HEADER_CRC.u32(h) {
         return Err(corrupt(path, 0, "manifest header checksum mismatch"));
     }
-    let version = ManifestVersion::check(path, le_u32(h, 8))?;
-    let len = le_u64(h, 24);
+    let version = ManifestVersion::check(path, VERSION.u32(h))?;
+    let len = PAYLOAD_LEN.u64(h);
     if len > MAX_PAYLOAD {
         return Err(corrupt(
             path,
-            24,
+            PAYLOAD_LEN.at as u64,
             format!("manifest payload length {len} is implausible"),
         ));
     }
-    Ok((le_u64(h, 16), len, le_u32(h, 32), version))
+    Ok((GENERATION.u64(h), len, PAYLOAD_CRC.u32(h), version))
 }
 
 /// Which manifest is current: `(incarnation, generation)`.
@@ -125,10 +142,14 @@ pub(crate) fn read_stamp(fs: &dyn Fs, dir: &Path) -> Result<Stamp> {
 }
 
 fn check_incarnation(path: &Path, h: &[u8]) -> Result<u64> {
-    if crc32fast::hash(&h[40..52]) != le_u32(h, 52) {
-        return Err(corrupt(path, 40, "manifest incarnation checksum mismatch"));
+    if crc32fast::hash(&h[INCARNATION.at..INCARNATION_CRC.at]) != INCARNATION_CRC.u32(h) {
+        return Err(corrupt(
+            path,
+            INCARNATION.at as u64,
+            "manifest incarnation checksum mismatch",
+        ));
     }
-    Ok(le_u64(h, 40))
+    Ok(INCARNATION.u64(h))
 }
 
 fn not_found_or_io(dir: &Path, path: &Path, e: std::io::Error) -> Error {
@@ -183,16 +204,16 @@ pub(crate) fn write(fs: &dyn Fs, dir: &Path, m: &Manifest) -> Result<()> {
     let path = manifest_path(dir);
     let payload = codec::encode(m).map_err(|e| Error::Internal(format!("cannot encode manifest: {e}")))?;
     let mut bytes = vec![0u8; HEADER_LEN];
-    bytes[0..8].copy_from_slice(&MANIFEST_MAGIC);
-    bytes[8..12].copy_from_slice(&(ManifestVersion::CURRENT as u32).to_le_bytes());
-    bytes[16..24].copy_from_slice(&m.generation.to_le_bytes());
-    bytes[24..32].copy_from_slice(&(payload.len() as u64).to_le_bytes());
-    bytes[32..36].copy_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-    let hcrc = crc32fast::hash(&bytes[0..36]);
-    bytes[36..40].copy_from_slice(&hcrc.to_le_bytes());
-    bytes[40..48].copy_from_slice(&m.incarnation.to_le_bytes());
-    let icrc = crc32fast::hash(&bytes[40..52]);
-    bytes[52..56].copy_from_slice(&icrc.to_le_bytes());
+    MAGIC.put(&mut bytes, &MANIFEST_MAGIC);
+    VERSION.put(&mut bytes, &(ManifestVersion::CURRENT as u32).to_le_bytes());
+    GENERATION.put(&mut bytes, &m.generation.to_le_bytes());
+    PAYLOAD_LEN.put(&mut bytes, &(payload.len() as u64).to_le_bytes());
+    PAYLOAD_CRC.put(&mut bytes, &crc32fast::hash(&payload).to_le_bytes());
+    let hcrc = crc32fast::hash(&bytes[..HEADER_CRC.at]);
+    HEADER_CRC.put(&mut bytes, &hcrc.to_le_bytes());
+    INCARNATION.put(&mut bytes, &m.incarnation.to_le_bytes());
+    let icrc = crc32fast::hash(&bytes[INCARNATION.at..INCARNATION_CRC.at]);
+    INCARNATION_CRC.put(&mut bytes, &icrc.to_le_bytes());
     bytes.extend_from_slice(&payload);
     write_atomic(fs, &path, &bytes).map_err(|e| match e {
         Error::Io { source, .. } => Error::Io { path, source },

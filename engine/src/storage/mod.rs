@@ -60,6 +60,7 @@ pub use schema::{
     BlobCol, BlobSpec, Column, ColumnId, ColumnKind, Compression, EdgeCol, EdgeSpec, FixedCol, FixedType, IndexSpec,
     KeyCol, KeyMetric, KeySpec, Scalar, Schema, SchemaBuilder, SparseCol, SparseKind, SymbolCol, TextCol, MAX_COLUMNS,
 };
+pub use segment::blob::{block_cache_bytes, set_block_cache_bytes};
 pub use store::{Scan, SegmentStats, Store, StoreStats, TableInfo, TableStats};
 pub use types::{Dim, RowId, TableId, MAX_ROW_BYTES};
 pub use update::Update;

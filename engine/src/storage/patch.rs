@@ -22,12 +22,24 @@ use std::sync::Arc;
 use rkyv::{Archive, Deserialize, Serialize};
 
 use super::codec;
-use super::format::{le_u32, le_u64, PatchVersion, PATCH_MAGIC};
+use super::format::{Field, PatchVersion, MAGIC, PATCH_MAGIC, VERSION};
 use super::fs::Fs;
 use super::row::Sparse;
 use crate::error::{corrupt, Error, IoContext, Result};
 
-const HEADER_LEN: usize = 40;
+// Header fields after the magic and version (pads are zero).
+const PAD: Field = VERSION.then(4);
+/// The table whose rows the patches update.
+const TABLE: Field = PAD.then(4);
+const PAD2: Field = TABLE.then(4);
+/// Length of the payload that follows the header.
+const PAYLOAD_LEN: Field = PAD2.then(8);
+/// crc32 of the payload.
+const PAYLOAD_CRC: Field = PAYLOAD_LEN.then(4);
+/// crc32 of the header up to here.
+const HEADER_CRC: Field = PAYLOAD_CRC.then(4);
+const HEADER_LEN: usize = HEADER_CRC.end();
+const _: () = assert!(HEADER_LEN == 40, "the patch header layout is part of the format");
 const MAX_PAYLOAD: u64 = 1 << 34;
 
 /// The updated columns of one row, each sorted by column.
@@ -140,13 +152,13 @@ pub(crate) fn write(fs: &dyn Fs, dir: &Path, id: u64, table: u32, patches: &Patc
     entries.sort_unstable_by_key(|e| e.id);
     let payload = codec::encode(&entries).map_err(|e| Error::Internal(format!("cannot encode patches: {e}")))?;
     let mut bytes = vec![0u8; HEADER_LEN];
-    bytes[0..8].copy_from_slice(&PATCH_MAGIC);
-    bytes[8..12].copy_from_slice(&(PatchVersion::CURRENT as u32).to_le_bytes());
-    bytes[16..20].copy_from_slice(&table.to_le_bytes());
-    bytes[24..32].copy_from_slice(&(payload.len() as u64).to_le_bytes());
-    bytes[32..36].copy_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-    let crc = crc32fast::hash(&bytes[0..36]);
-    bytes[36..40].copy_from_slice(&crc.to_le_bytes());
+    MAGIC.put(&mut bytes, &PATCH_MAGIC);
+    VERSION.put(&mut bytes, &(PatchVersion::CURRENT as u32).to_le_bytes());
+    TABLE.put(&mut bytes, &table.to_le_bytes());
+    PAYLOAD_LEN.put(&mut bytes, &(payload.len() as u64).to_le_bytes());
+    PAYLOAD_CRC.put(&mut bytes, &crc32fast::hash(&payload).to_le_bytes());
+    let crc = crc32fast::hash(&bytes[..HEADER_CRC.at]);
+    HEADER_CRC.put(&mut bytes, &crc.to_le_bytes());
     bytes.extend_from_slice(&payload);
     // A new name every time, so the rename cannot replace a file a
     // published manifest still names; the fsync of the directory is the
@@ -165,22 +177,26 @@ pub(crate) fn write(fs: &dyn Fs, dir: &Path, id: u64, table: u32, patches: &Patc
 pub(crate) fn read(fs: &dyn Fs, dir: &Path, id: u64, table: u32) -> Result<Patches> {
     let path = patch_path(dir, id);
     let b = fs.read(&path).at(&path)?;
-    if b.len() < HEADER_LEN || b[0..8] != PATCH_MAGIC {
+    if b.len() < HEADER_LEN || MAGIC.of(&b) != PATCH_MAGIC {
         return Err(Error::BadMagic {
             path,
             expected: "patch",
         });
     }
-    if crc32fast::hash(&b[0..36]) != le_u32(&b, 36) {
+    if crc32fast::hash(&b[..HEADER_CRC.at]) != HEADER_CRC.u32(&b) {
         return Err(corrupt(&path, 0, "patch header checksum mismatch"));
     }
-    PatchVersion::check(&path, le_u32(&b, 8))?;
-    let len = le_u64(&b, 24);
-    if le_u32(&b, 16) != table || len > MAX_PAYLOAD || len != (b.len() - HEADER_LEN) as u64 {
-        return Err(corrupt(&path, 16, "patch file does not match its table or its length"));
+    PatchVersion::check(&path, VERSION.u32(&b))?;
+    let len = PAYLOAD_LEN.u64(&b);
+    if TABLE.u32(&b) != table || len > MAX_PAYLOAD || len != (b.len() - HEADER_LEN) as u64 {
+        return Err(corrupt(
+            &path,
+            TABLE.at as u64,
+            "patch file does not match its table or its length",
+        ));
     }
     let payload = &b[HEADER_LEN..];
-    if crc32fast::hash(payload) != le_u32(&b, 32) {
+    if crc32fast::hash(payload) != PAYLOAD_CRC.u32(&b) {
         return Err(corrupt(&path, HEADER_LEN as u64, "patch payload checksum mismatch"));
     }
     let entries: Vec<PatchEntry> = codec::decode(payload).map_err(|e| corrupt(&path, HEADER_LEN as u64, e))?;

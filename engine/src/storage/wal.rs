@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use rkyv::{Archive, Deserialize, Serialize};
 
 use super::codec;
-use super::format::{le_u32, le_u64, WalVersion, WAL_MAGIC};
+use super::format::{le_u32, Field, WalVersion, MAGIC, VERSION, WAL_MAGIC};
 use super::fs::{Fs, FsFile};
 use super::legacy;
 use super::row::Row;
@@ -27,8 +27,16 @@ use super::schema::Schema;
 use super::update::Update;
 use crate::error::{corrupt, Error, IoContext, Result};
 
+/// WAL header fields after the magic and version (zero: reserved).
+const HEADER_PAD: Field = VERSION.then(4);
+/// The WAL's number, which the manifest names.
+const HEADER_ID: Field = HEADER_PAD.then(8);
+const HEADER_PAD2: Field = HEADER_ID.then(4);
+/// crc32 of everything before it.
+const HEADER_CRC: Field = HEADER_PAD2.then(4);
 /// Size of the WAL file header.
-pub(crate) const HEADER_LEN: u64 = 32;
+pub(crate) const HEADER_LEN: u64 = HEADER_CRC.end() as u64;
+const _: () = assert!(HEADER_LEN == 32, "the WAL header layout is part of the format");
 /// Largest record accepted; a longer length field is treated as a torn tail.
 pub(crate) const MAX_RECORD: usize = 256 << 20;
 const FRAME_LEN: usize = 8;
@@ -174,11 +182,11 @@ pub(crate) fn wal_path(dir: &Path, id: u64) -> PathBuf {
 
 fn header_bytes(id: u64) -> [u8; HEADER_LEN as usize] {
     let mut h = [0u8; HEADER_LEN as usize];
-    h[0..8].copy_from_slice(&WAL_MAGIC);
-    h[8..12].copy_from_slice(&(WalVersion::CURRENT as u32).to_le_bytes());
-    h[16..24].copy_from_slice(&id.to_le_bytes());
-    let crc = crc32fast::hash(&h[0..28]);
-    h[28..32].copy_from_slice(&crc.to_le_bytes());
+    MAGIC.put(&mut h, &WAL_MAGIC);
+    VERSION.put(&mut h, &(WalVersion::CURRENT as u32).to_le_bytes());
+    HEADER_ID.put(&mut h, &id.to_le_bytes());
+    let crc = crc32fast::hash(&h[..HEADER_CRC.at]);
+    HEADER_CRC.put(&mut h, &crc.to_le_bytes());
     h
 }
 
@@ -186,19 +194,23 @@ fn check_header(path: &Path, h: &[u8], id: u64) -> Result<WalVersion> {
     if h.len() < HEADER_LEN as usize {
         return Err(corrupt(path, h.len() as u64, "WAL header is truncated"));
     }
-    if h[0..8] != WAL_MAGIC {
+    if MAGIC.of(h) != WAL_MAGIC {
         return Err(Error::BadMagic {
             path: path.to_path_buf(),
             expected: "WAL",
         });
     }
-    if crc32fast::hash(&h[0..28]) != le_u32(h, 28) {
+    if crc32fast::hash(&h[..HEADER_CRC.at]) != HEADER_CRC.u32(h) {
         return Err(corrupt(path, 0, "WAL header checksum mismatch"));
     }
-    let version = WalVersion::check(path, le_u32(h, 8))?;
-    let found = le_u64(h, 16);
+    let version = WalVersion::check(path, VERSION.u32(h))?;
+    let found = HEADER_ID.u64(h);
     if found != id {
-        return Err(corrupt(path, 16, format!("WAL id is {found}, manifest expects {id}")));
+        return Err(corrupt(
+            path,
+            HEADER_ID.at as u64,
+            format!("WAL id is {found}, manifest expects {id}"),
+        ));
     }
     Ok(version)
 }

@@ -5,7 +5,82 @@
 //! `blocks[b]..blocks[b+1]` is block b's range in the compressed data. Block b
 //! holds stream bytes `b*BLOCK_SIZE..` so a row is found without an index.
 
+use std::borrow::Cow;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
 use super::BLOCK_SIZE;
+
+/// Bytes of decompressed blocks all segments of this process may keep
+/// ([`set_block_cache_bytes`]).
+static CACHE_LIMIT: AtomicUsize = AtomicUsize::new(256 << 20);
+/// Bytes they keep now.
+static CACHE_USED: AtomicUsize = AtomicUsize::new(0);
+
+/// Set how many bytes of decompressed lz4 blocks the segments of this
+/// process may keep in memory, so that reading a row's text again costs no
+/// decompression (default 256 MiB; 0 turns the cache off). Blocks are
+/// kept from their first read until their segment is dropped (a merge
+/// replaces it, or the store is closed); past the limit, reads decompress
+/// as if there were no cache.
+///
+/// ```
+/// engram::storage::set_block_cache_bytes(64 << 20);
+/// assert_eq!(engram::storage::block_cache_bytes(), (64 << 20, engram::storage::block_cache_bytes().1));
+/// ```
+pub fn set_block_cache_bytes(limit: usize) {
+    CACHE_LIMIT.store(limit, Ordering::Relaxed);
+}
+
+/// The cache's limit and the bytes it holds now (see [`set_block_cache_bytes`]).
+pub fn block_cache_bytes() -> (usize, usize) {
+    (CACHE_LIMIT.load(Ordering::Relaxed), CACHE_USED.load(Ordering::Relaxed))
+}
+
+/// The decompressed blocks of one lz4 blob column of a segment, each filled
+/// at its first read if the process-wide budget allows.
+pub(crate) struct BlockCache {
+    slots: Box<[OnceLock<Box<[u8]>>]>,
+    held: AtomicUsize,
+}
+
+impl BlockCache {
+    pub fn new(blocks: usize) -> BlockCache {
+        BlockCache {
+            slots: (0..blocks).map(|_| OnceLock::new()).collect(),
+            held: AtomicUsize::new(0),
+        }
+    }
+
+    /// Keep `plain` as block `b` if the budget allows; the kept copy.
+    fn keep(&self, b: usize, plain: Vec<u8>) -> Result<&[u8], Vec<u8>> {
+        let Some(slot) = self.slots.get(b) else {
+            return Err(plain);
+        };
+        let n = plain.len();
+        let used = CACHE_USED.fetch_add(n, Ordering::Relaxed);
+        if used + n > CACHE_LIMIT.load(Ordering::Relaxed) {
+            CACHE_USED.fetch_sub(n, Ordering::Relaxed);
+            return Err(plain);
+        }
+        match slot.set(plain.into_boxed_slice()) {
+            Ok(()) => {
+                self.held.fetch_add(n, Ordering::Relaxed);
+            }
+            // Another reader kept it first.
+            Err(_) => {
+                CACHE_USED.fetch_sub(n, Ordering::Relaxed);
+            }
+        }
+        Ok(slot.get().map(|b| &b[..]).unwrap_or(&[]))
+    }
+}
+
+impl Drop for BlockCache {
+    fn drop(&mut self) {
+        CACHE_USED.fetch_sub(*self.held.get_mut(), Ordering::Relaxed);
+    }
+}
 
 /// Accumulates a blob column while a segment is written.
 #[derive(Default)]
@@ -58,7 +133,13 @@ pub(crate) struct BlobError {
 /// Read row `i` from a blob column. Every offset is checked against its
 /// neighbours and the data length before it is used: a corrupt column yields
 /// an error, never a panic or an oversized allocation.
-pub(crate) fn read_row(offsets: &[u64], blocks: &[u64], data: &[u8], i: usize) -> Result<Vec<u8>, BlobError> {
+pub(crate) fn read_row<'a>(
+    offsets: &[u64],
+    blocks: &[u64],
+    data: &[u8],
+    i: usize,
+    cache: Option<&'a BlockCache>,
+) -> Result<Cow<'a, [u8]>, BlobError> {
     let err = |reason: String| BlobError { reason };
     let (&start, &end) = match (offsets.get(i), offsets.get(i + 1)) {
         (Some(s), Some(e)) => (s, e),
@@ -73,19 +154,20 @@ pub(crate) fn read_row(offsets: &[u64], blocks: &[u64], data: &[u8], i: usize) -
             "row {i} has offsets {start}..{end} outside 0..{total} (capacity {capacity})"
         )));
     }
-    let mut out = Vec::with_capacity((end - start) as usize);
     if start == end {
-        return Ok(out);
+        return Ok(Cow::Borrowed(&[]));
     }
     let bs = BLOCK_SIZE as u64;
-    for b in (start / bs)..=((end - 1) / bs) {
-        let b = b as usize;
+    let (first, last) = ((start / bs) as usize, ((end - 1) / bs) as usize);
+    let block = |b: usize| -> Result<Cow<'a, [u8]>, BlobError> {
+        if let Some(kept) = cache.and_then(|c| c.slots.get(b)).and_then(|s| s.get()) {
+            return Ok(Cow::Borrowed(&kept[..]));
+        }
         let (&cs, &ce) = match (blocks.get(b), blocks.get(b + 1)) {
             (Some(s), Some(e)) if s <= e && (*e as usize) <= data.len() => (s, e),
             _ => return Err(err(format!("block {b} has bad bounds"))),
         };
-        let block_start = b as u64 * bs;
-        let block_len = (total - block_start).min(bs) as usize;
+        let block_len = (total - b as u64 * bs).min(bs) as usize;
         let plain = lz4_flex::block::decompress(&data[cs as usize..ce as usize], block_len)
             .map_err(|e| err(format!("block {b}: {e}")))?;
         if plain.len() != block_len {
@@ -94,11 +176,34 @@ pub(crate) fn read_row(offsets: &[u64], blocks: &[u64], data: &[u8], i: usize) -
                 plain.len()
             )));
         }
+        Ok(match cache {
+            Some(c) => match c.keep(b, plain) {
+                Ok(kept) => Cow::Borrowed(kept),
+                Err(plain) => Cow::Owned(plain),
+            },
+            None => Cow::Owned(plain),
+        })
+    };
+    let slice = |b: usize, plain: &[u8]| {
+        let block_start = b as u64 * bs;
         let lo = start.max(block_start) - block_start;
         let hi = end.min(block_start + bs) - block_start;
-        out.extend_from_slice(&plain[lo as usize..hi as usize]);
+        plain[lo as usize..hi as usize].to_vec()
+    };
+    if first == last {
+        let plain = block(first)?;
+        let block_start = first as u64 * bs;
+        let (lo, hi) = ((start - block_start) as usize, (end - block_start) as usize);
+        return Ok(match plain {
+            Cow::Borrowed(p) => Cow::Borrowed(&p[lo..hi]),
+            Cow::Owned(p) => Cow::Owned(p[lo..hi].to_vec()),
+        });
     }
-    Ok(out)
+    let mut out = Vec::with_capacity((end - start) as usize);
+    for b in first..=last {
+        out.extend_from_slice(&slice(b, &block(b)?));
+    }
+    Ok(Cow::Owned(out))
 }
 
 #[cfg(test)]
@@ -116,9 +221,30 @@ mod tests {
         }
         w.finish();
         for (i, r) in rows.iter().enumerate() {
-            assert_eq!(&read_row(&w.offsets, &w.blocks, &w.data, i).unwrap(), r);
+            assert_eq!(&*read_row(&w.offsets, &w.blocks, &w.data, i, None).unwrap(), &r[..]);
         }
-        assert!(read_row(&w.offsets, &w.blocks, &w.data, rows.len()).is_err());
+        assert!(read_row(&w.offsets, &w.blocks, &w.data, rows.len(), None).is_err());
+        // Through a cache: the same bytes on the first read and on the next
+        // ones (then borrowed from the kept blocks).
+        let cache = BlockCache::new(w.blocks.len() - 1);
+        for _ in 0..2 {
+            for (i, r) in rows.iter().enumerate() {
+                assert_eq!(
+                    &*read_row(&w.offsets, &w.blocks, &w.data, i, Some(&cache)).unwrap(),
+                    &r[..]
+                );
+            }
+        }
+        assert!(cache.held.load(Ordering::Relaxed) > 0);
+        let bs = BLOCK_SIZE as u64;
+        let within = (0..rows.len())
+            .find(|&i| w.offsets[i] < w.offsets[i + 1] && w.offsets[i] / bs == (w.offsets[i + 1] - 1) / bs)
+            .unwrap();
+        let again = read_row(&w.offsets, &w.blocks, &w.data, within, Some(&cache)).unwrap();
+        assert!(
+            matches!(again, Cow::Borrowed(_)),
+            "a row inside a kept block is read in place"
+        );
     }
 
     #[test]
@@ -130,22 +256,22 @@ mod tests {
         w.finish();
         let mut offs = w.offsets.clone();
         offs[10] = u64::MAX;
-        assert!(read_row(&offs, &w.blocks, &w.data, 9).is_err());
+        assert!(read_row(&offs, &w.blocks, &w.data, 9, None).is_err());
         // A huge last offset must not turn into a huge allocation.
         let mut offs = w.offsets.clone();
         *offs.last_mut().unwrap() = u64::MAX / 2;
         let n = offs.len();
         offs[n - 2] = 0;
-        assert!(read_row(&offs, &w.blocks, &w.data, n - 2).is_err());
+        assert!(read_row(&offs, &w.blocks, &w.data, n - 2, None).is_err());
         let mut data = w.data.clone();
         for b in data.iter_mut() {
             *b ^= 0x5a;
         }
         for i in 0..50 {
-            let _ = read_row(&w.offsets, &w.blocks, &data, i);
+            let _ = read_row(&w.offsets, &w.blocks, &data, i, None);
         }
         let mut blocks = w.blocks.clone();
         blocks[1] = u64::MAX;
-        assert!(read_row(&w.offsets, &blocks, &w.data, 0).is_err());
+        assert!(read_row(&w.offsets, &blocks, &w.data, 0, None).is_err());
     }
 }

@@ -26,14 +26,33 @@ use zerocopy::IntoBytes;
 
 use super::dict::DictWriter;
 use super::reader::{Entry, Region, Segment};
-use super::{directory_end, part, BLOCK_SIZE, DIR_ENTRY_LEN, HEADER_LEN, ROW};
+use super::{directory_end, entry, part, BLOCK_SIZE, DIR_ENTRY_LEN, HEADER_LEN, ROW};
 use crate::error::{corrupt, Result};
-use crate::storage::format::{le_u32, le_u64, SegmentVersion};
+use crate::storage::format::{le_u32, SegmentVersion};
 use crate::storage::legacy::col;
 use crate::storage::schema::Schema;
 
 const POSITION: usize = 32;
 const META: usize = 48;
+
+/// Header fields of format 1 and 2 segments, after the magic and version
+/// (the checksum is where format 3 keeps it: `header::CRC`).
+mod v2 {
+    use crate::storage::format::{Field, VERSION};
+    pub const COUNT: Field = VERSION.then(4);
+    pub const TABLE: Field = COUNT.then(4);
+    /// The key dimension (one key column per row).
+    pub const DIM: Field = TABLE.then(4);
+    pub const ROWS: Field = DIM.then(8);
+    pub const FIRST_ID: Field = ROWS.then(8);
+    pub const LAST_ID: Field = FIRST_ID.then(8);
+    pub const BLOCK: Field = LAST_ID.then(4);
+    pub const PAD: Field = BLOCK.then(8);
+    const _: () = assert!(PAD.end() == super::super::header::CRC.at);
+    /// A directory entry: section kind (u32), then the format 3 entry's
+    /// offset, length and checksum fields.
+    pub const KIND: Field = Field::first(4);
+}
 
 /// Parse a format 1 or 2 segment whose `MetaRecord`s name strings of the
 /// store-wide `symbols` list.
@@ -46,12 +65,12 @@ pub(crate) fn parse(
     symbols: &[String],
 ) -> Result<Segment> {
     let b = &map[..];
-    let count = le_u32(b, 12) as usize;
+    let count = v2::COUNT.u32(b) as usize;
     let want = if version == SegmentVersion::V1 { 15 } else { 16 };
     if count != want {
         return Err(corrupt(
             &path,
-            12,
+            v2::COUNT.at as u64,
             format!("segment has {count} sections, expected {want}"),
         ));
     }
@@ -63,10 +82,10 @@ pub(crate) fn parse(
     if crc32fast::hash(&b[HEADER_LEN..dir_bytes]) != le_u32(b, dir_bytes) {
         return Err(corrupt(&path, HEADER_LEN as u64, "segment directory checksum mismatch"));
     }
-    if le_u32(b, 48) as usize != BLOCK_SIZE {
-        return Err(corrupt(&path, 48, "unsupported blob block size"));
+    if v2::BLOCK.u32(b) as usize != BLOCK_SIZE {
+        return Err(corrupt(&path, v2::BLOCK.at as u64, "unsupported blob block size"));
     }
-    let (table, dim, rows) = (le_u32(b, 16), u64::from(le_u32(b, 20)), le_u64(b, 24));
+    let (table, dim, rows) = (v2::TABLE.u32(b), u64::from(v2::DIM.u32(b)), v2::ROWS.u64(b));
     let key_dim = match schema.columns().first().map(|c| &c.kind) {
         Some(crate::storage::schema::ColumnKind::Key(k)) => u64::from(k.dim),
         _ => 0,
@@ -74,14 +93,15 @@ pub(crate) fn parse(
     if dim != key_dim || rows > u64::from(u32::MAX) {
         return Err(corrupt(
             &path,
-            20,
+            v2::DIM.at as u64,
             format!("segment has dimension {dim}, its table {key_dim}"),
         ));
     }
     let mut sections = Vec::with_capacity(count);
     for i in 0..count {
         let p = HEADER_LEN + i * DIR_ENTRY_LEN;
-        let (kind, offset, len) = (le_u32(b, p), le_u64(b, p + 8), le_u64(b, p + 16));
+        let e = &b[p..p + DIR_ENTRY_LEN];
+        let (kind, offset, len) = (v2::KIND.u32(e), entry::OFFSET.u64(e), entry::LEN.u64(e));
         if kind != i as u32 + 1 {
             return Err(corrupt(
                 &path,
@@ -96,7 +116,7 @@ pub(crate) fn parse(
                 format!("section {kind} lies outside the file"),
             ));
         }
-        sections.push((offset, len, le_u32(b, p + 24)));
+        sections.push((offset, len, entry::CRC.u32(e)));
     }
     let mapped = |k: usize, col: u16, part: u16| Entry {
         col,
@@ -208,6 +228,6 @@ pub(crate) fn parse(
         );
         own(&mut entries, column, part::POSTING_ROWS, p.posting_rows.as_bytes());
     }
-    let ids = (le_u64(b, 32), le_u64(b, 40));
+    let ids = (v2::FIRST_ID.u64(b), v2::LAST_ID.u64(b));
     Segment::assemble(path, id, map, owned, entries, version, table, rows, ids, schema)
 }

@@ -39,8 +39,50 @@ use crate::storage::schema::{ColumnKind, Compression, FixedType};
 
 /// Uncompressed bytes per lz4 block of a blob column.
 pub(crate) const BLOCK_SIZE: usize = 16 << 10;
-pub(crate) const HEADER_LEN: usize = 64;
-pub(crate) const DIR_ENTRY_LEN: usize = 32;
+pub(crate) const HEADER_LEN: usize = header::CRC.end();
+pub(crate) const DIR_ENTRY_LEN: usize = entry::PAD2.end();
+const _: () = assert!(
+    HEADER_LEN == 64 && DIR_ENTRY_LEN == 32,
+    "the segment layout is part of the format"
+);
+
+/// Header fields (format 3), after the magic and version.
+pub(crate) mod header {
+    use crate::storage::format::{Field, VERSION};
+    /// Directory entries that follow the header.
+    pub const COUNT: Field = VERSION.then(4);
+    /// The table the segment belongs to.
+    pub const TABLE: Field = COUNT.then(4);
+    /// Columns of the schema it was written with.
+    pub const COLUMNS: Field = TABLE.then(4);
+    /// Rows written to it.
+    pub const ROWS: Field = COLUMNS.then(8);
+    /// Its first and last row ids.
+    pub const FIRST_ID: Field = ROWS.then(8);
+    pub const LAST_ID: Field = FIRST_ID.then(8);
+    /// The schema's fingerprint.
+    pub const FINGERPRINT: Field = LAST_ID.then(8);
+    /// Uncompressed bytes per blob block ([`super::BLOCK_SIZE`]).
+    pub const BLOCK: Field = FINGERPRINT.then(4);
+    /// crc32 of the header before it (the offset is the same in every format).
+    pub const CRC: Field = BLOCK.then(4);
+}
+
+/// Fields of a directory entry, from its start.
+pub(crate) mod entry {
+    use crate::storage::format::Field;
+    /// Column number ([`super::ROW`] for row-level sections).
+    pub const COL: Field = Field::first(2);
+    /// Part number ([`super::part`]).
+    pub const PART: Field = COL.then(2);
+    pub const PAD: Field = PART.then(4);
+    /// Offset and length of the section in the file.
+    pub const OFFSET: Field = PAD.then(8);
+    pub const LEN: Field = OFFSET.then(8);
+    /// crc32 of the section.
+    pub const CRC: Field = LEN.then(4);
+    pub const PAD2: Field = CRC.then(4);
+}
 pub(crate) const ALIGN: u64 = 64;
 
 /// The column number of row-level sections.

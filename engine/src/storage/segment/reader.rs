@@ -14,9 +14,11 @@ use memmap2::Mmap;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 use super::dict::Dict;
-use super::{blob, directory_end, part, parts_of, segment_path, ALIGN, BLOCK_SIZE, DIR_ENTRY_LEN, HEADER_LEN, ROW};
+use super::{
+    blob, directory_end, entry, header, part, parts_of, segment_path, ALIGN, BLOCK_SIZE, DIR_ENTRY_LEN, HEADER_LEN, ROW,
+};
 use crate::error::{corrupt, Error, IoContext, Result};
-use crate::storage::format::{le_u32, le_u64, SegmentVersion, SEGMENT_MAGIC};
+use crate::storage::format::{le_u32, SegmentVersion, MAGIC, SEGMENT_MAGIC, VERSION};
 use crate::storage::row::{SparseRef, WeightsRef};
 use crate::storage::schema::{ColumnKind, Compression, FixedType, Schema, SparseKind};
 
@@ -58,6 +60,8 @@ pub(crate) struct Segment {
     /// Per column, the entry of each part.
     by_col: Vec<[u32; MAX_PARTS]>,
     ids: u32,
+    /// Per column, the kept decompressed blocks of an lz4 blob column.
+    block_caches: Vec<Option<blob::BlockCache>>,
 }
 
 /// A key column of a segment.
@@ -126,19 +130,21 @@ pub(crate) struct BlobData<'a> {
     /// `None` for a raw column.
     blocks: Option<&'a [u64]>,
     data: &'a [u8],
+    /// The segment's kept blocks of this column.
+    cache: Option<&'a blob::BlockCache>,
 }
 
 /// Why a part read failed; the segment turns it into [`Error::Corrupt`].
 pub(crate) struct Damaged(pub String);
 
 impl<'a> BlobData<'a> {
-    /// Row `i`'s bytes: borrowed from the map for a raw column, decompressed
-    /// for an lz4 one.
+    /// Row `i`'s bytes: borrowed from the map for a raw column; for an lz4
+    /// one, borrowed from the segment's kept block or decompressed.
     pub fn read(&self, i: usize) -> Result<Cow<'a, [u8]>, Damaged> {
         match self.blocks {
-            Some(blocks) => blob::read_row(self.offsets, blocks, self.data, i)
-                .map(Cow::Owned)
-                .map_err(|e| Damaged(e.reason)),
+            Some(blocks) => {
+                blob::read_row(self.offsets, blocks, self.data, i, self.cache).map_err(|e| Damaged(e.reason))
+            }
             None => match (self.offsets.get(i), self.offsets.get(i + 1)) {
                 (Some(&s), Some(&e)) if s <= e => self
                     .data
@@ -217,16 +223,16 @@ impl Segment {
         let path = segment_path(dir, id);
         let map = fs.map(&path).at(&path)?;
         let b = &map[..];
-        if b.len() < HEADER_LEN || b[0..8] != SEGMENT_MAGIC {
+        if b.len() < HEADER_LEN || MAGIC.of(b) != SEGMENT_MAGIC {
             return Err(Error::BadMagic {
                 path,
                 expected: "segment",
             });
         }
-        if crc32fast::hash(&b[0..60]) != le_u32(b, 60) {
+        if crc32fast::hash(&b[..header::CRC.at]) != header::CRC.u32(b) {
             return Err(corrupt(&path, 0, "segment header checksum mismatch"));
         }
-        let version = SegmentVersion::check(&path, le_u32(b, 8))?;
+        let version = SegmentVersion::check(&path, VERSION.u32(b))?;
         let seg = match (version, legacy_symbols) {
             (SegmentVersion::V3, None) => Self::parse(path, id, map, schema)?,
             (SegmentVersion::V1 | SegmentVersion::V2, Some(symbols)) => {
@@ -235,7 +241,7 @@ impl Segment {
             _ => {
                 return Err(corrupt(
                     &path,
-                    8,
+                    VERSION.at as u64,
                     format!("a format {} segment in a store of another format", version as u32),
                 ))
             }
@@ -243,7 +249,7 @@ impl Segment {
         if seg.table != table {
             return Err(corrupt(
                 &seg.path,
-                16,
+                header::TABLE.at as u64,
                 format!("segment belongs to table {}, expected {table}", seg.table),
             ));
         }
@@ -255,21 +261,34 @@ impl Segment {
 
     fn parse(path: PathBuf, id: u64, map: Mmap, schema: &Schema) -> Result<Segment> {
         let b = &map[..];
-        let count = le_u32(b, 12) as usize;
-        let columns = le_u32(b, 20) as usize;
-        let rows = le_u64(b, 24);
-        if columns != schema.columns().len() || le_u64(b, 48) != schema.fingerprint() {
-            return Err(corrupt(&path, 20, "segment was written for another schema"));
+        let at = |f: crate::storage::format::Field| f.at as u64;
+        let count = header::COUNT.u32(b) as usize;
+        let columns = header::COLUMNS.u32(b) as usize;
+        let rows = header::ROWS.u64(b);
+        if columns != schema.columns().len() || header::FINGERPRINT.u64(b) != schema.fingerprint() {
+            return Err(corrupt(
+                &path,
+                at(header::COLUMNS),
+                "segment was written for another schema",
+            ));
         }
-        if le_u32(b, 56) as usize != BLOCK_SIZE {
-            return Err(corrupt(&path, 56, "unsupported blob block size"));
+        if header::BLOCK.u32(b) as usize != BLOCK_SIZE {
+            return Err(corrupt(&path, at(header::BLOCK), "unsupported blob block size"));
         }
         if rows > u64::from(u32::MAX) {
-            return Err(corrupt(&path, 24, format!("implausible row count {rows}")));
+            return Err(corrupt(
+                &path,
+                at(header::ROWS),
+                format!("implausible row count {rows}"),
+            ));
         }
         let dir_end = directory_end(count);
         if count > 1 + columns * MAX_PARTS || (b.len() as u64) < dir_end {
-            return Err(corrupt(&path, 12, "segment is shorter than its directory"));
+            return Err(corrupt(
+                &path,
+                at(header::COUNT),
+                "segment is shorter than its directory",
+            ));
         }
         let dir_bytes = HEADER_LEN + count * DIR_ENTRY_LEN;
         if crc32fast::hash(&b[HEADER_LEN..dir_bytes]) != le_u32(b, dir_bytes) {
@@ -278,11 +297,10 @@ impl Segment {
         let mut entries = Vec::with_capacity(count);
         for i in 0..count {
             let p = HEADER_LEN + i * DIR_ENTRY_LEN;
-            let (col, part) = (
-                u16::from_le_bytes([b[p], b[p + 1]]),
-                u16::from_le_bytes([b[p + 2], b[p + 3]]),
-            );
-            let (offset, len) = (le_u64(b, p + 8), le_u64(b, p + 16));
+            let e = &b[p..p + DIR_ENTRY_LEN];
+            let u16_of = |f: crate::storage::format::Field| u16::from_le_bytes([e[f.at], e[f.at + 1]]);
+            let (col, part) = (u16_of(entry::COL), u16_of(entry::PART));
+            let (offset, len) = (entry::OFFSET.u64(e), entry::LEN.u64(e));
             if !offset.is_multiple_of(ALIGN) || offset.checked_add(len).is_none_or(|e| e > b.len() as u64) {
                 return Err(bad_section(
                     &path,
@@ -294,10 +312,10 @@ impl Segment {
                 col,
                 part,
                 region: Region::Map { offset, len },
-                crc: Some(le_u32(b, p + 24)),
+                crc: Some(entry::CRC.u32(e)),
             });
         }
-        let (table, ids) = (le_u32(b, 16), (le_u64(b, 32), le_u64(b, 40)));
+        let (table, ids) = (header::TABLE.u32(b), (header::FIRST_ID.u64(b), header::LAST_ID.u64(b)));
         Segment::assemble(
             path,
             id,
@@ -350,6 +368,7 @@ impl Segment {
             by_col: vec![[ABSENT; MAX_PARTS]; schema.columns().len()],
             ids: ABSENT,
             entries: Vec::new(),
+            block_caches: Vec::new(),
         };
         for (i, e) in entries.iter().enumerate() {
             let slot = if e.col == ROW {
@@ -400,11 +419,22 @@ impl Segment {
         if want != seg.entries.len() {
             return Err(corrupt(
                 &seg.path,
-                12,
+                header::COUNT.at as u64,
                 "the directory holds sections the schema does not",
             ));
         }
         seg.check_structure(schema)?;
+        seg.block_caches = schema
+            .columns()
+            .iter()
+            .enumerate()
+            .map(|(c, col)| match &col.kind {
+                ColumnKind::Blob(b) if b.compression == Compression::Lz4 => {
+                    Some(blob::BlockCache::new(seg.u64s(c, part::BLOCKS).len().saturating_sub(1)))
+                }
+                _ => None,
+            })
+            .collect();
         Ok(seg)
     }
 
@@ -612,6 +642,7 @@ impl Segment {
             offsets: self.u64s(col, part::OFFSETS),
             blocks: (compression == Compression::Lz4).then(|| self.u64s(col, part::BLOCKS)),
             data: self.raw(col, part::BLOB_DATA),
+            cache: self.block_caches.get(col).and_then(Option::as_ref),
         }
     }
 

@@ -9,9 +9,11 @@ use zerocopy::IntoBytes;
 
 use super::blob::BlobWriter;
 use super::dict::DictWriter;
-use super::{align_up, directory_end, part, segment_path, unique_hash, BLOCK_SIZE, DIR_ENTRY_LEN, HEADER_LEN, ROW};
+use super::{
+    align_up, directory_end, entry, header, part, segment_path, unique_hash, BLOCK_SIZE, DIR_ENTRY_LEN, HEADER_LEN, ROW,
+};
 use crate::error::{Error, IoContext, Result};
-use crate::storage::format::{SegmentVersion, SEGMENT_MAGIC};
+use crate::storage::format::{SegmentVersion, MAGIC, SEGMENT_MAGIC, VERSION};
 use crate::storage::fs::{Fs, FsFile};
 use crate::storage::indexer::{IndexInput, SegmentIndexer};
 use crate::storage::row::{SparseRef, WeightsRef};
@@ -442,26 +444,28 @@ impl<'i> SegmentWriter<'i> {
         entries.sort_unstable_by_key(|e| (e.0, e.1));
 
         let mut head = vec![0u8; directory_end(entries.len()) as usize];
-        head[0..8].copy_from_slice(&SEGMENT_MAGIC);
-        head[8..12].copy_from_slice(&(SegmentVersion::CURRENT as u32).to_le_bytes());
-        head[12..16].copy_from_slice(&(entries.len() as u32).to_le_bytes());
-        head[16..20].copy_from_slice(&self.table.to_le_bytes());
-        head[20..24].copy_from_slice(&(self.schema.columns().len() as u32).to_le_bytes());
-        head[24..32].copy_from_slice(&self.rows.to_le_bytes());
+        let u32b = |v: u32| v.to_le_bytes();
+        MAGIC.put(&mut head, &SEGMENT_MAGIC);
+        VERSION.put(&mut head, &u32b(SegmentVersion::CURRENT as u32));
+        header::COUNT.put(&mut head, &u32b(entries.len() as u32));
+        header::TABLE.put(&mut head, &u32b(self.table));
+        header::COLUMNS.put(&mut head, &u32b(self.schema.columns().len() as u32));
+        header::ROWS.put(&mut head, &self.rows.to_le_bytes());
         let min_id = if self.rows == 0 { 0 } else { self.min_id };
-        head[32..40].copy_from_slice(&min_id.to_le_bytes());
-        head[40..48].copy_from_slice(&self.max_id.to_le_bytes());
-        head[48..56].copy_from_slice(&self.schema.fingerprint().to_le_bytes());
-        head[56..60].copy_from_slice(&(BLOCK_SIZE as u32).to_le_bytes());
-        let crc = crc32fast::hash(&head[0..60]);
-        head[60..64].copy_from_slice(&crc.to_le_bytes());
+        header::FIRST_ID.put(&mut head, &min_id.to_le_bytes());
+        header::LAST_ID.put(&mut head, &self.max_id.to_le_bytes());
+        header::FINGERPRINT.put(&mut head, &self.schema.fingerprint().to_le_bytes());
+        header::BLOCK.put(&mut head, &u32b(BLOCK_SIZE as u32));
+        let crc = crc32fast::hash(&head[..header::CRC.at]);
+        header::CRC.put(&mut head, &crc.to_le_bytes());
         let mut p = HEADER_LEN;
         for (col, part, off, len, crc) in &entries {
-            head[p..p + 2].copy_from_slice(&col.to_le_bytes());
-            head[p + 2..p + 4].copy_from_slice(&part.to_le_bytes());
-            head[p + 8..p + 16].copy_from_slice(&off.to_le_bytes());
-            head[p + 16..p + 24].copy_from_slice(&len.to_le_bytes());
-            head[p + 24..p + 28].copy_from_slice(&crc.to_le_bytes());
+            let e = &mut head[p..p + DIR_ENTRY_LEN];
+            entry::COL.put(e, &col.to_le_bytes());
+            entry::PART.put(e, &part.to_le_bytes());
+            entry::OFFSET.put(e, &off.to_le_bytes());
+            entry::LEN.put(e, &len.to_le_bytes());
+            entry::CRC.put(e, &crc.to_le_bytes());
             p += DIR_ENTRY_LEN;
         }
         let dir_crc = crc32fast::hash(&head[HEADER_LEN..p]);
