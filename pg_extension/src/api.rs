@@ -12,8 +12,9 @@ use serde_json::json;
 use crate::backend::{as_owner, caller};
 use crate::catalog::{self, Need};
 use crate::convert;
-use crate::engine_copy::{self, Handle, TABLE};
+use crate::engine_copy::{self, TABLE};
 use crate::errors::{user_error, OrRaise};
+use crate::handles::Handle;
 use crate::txn;
 
 fn check_name(name: &str) {

@@ -6,6 +6,7 @@ use std::ffi::CStr;
 use std::path::PathBuf;
 
 use pgrx::pg_sys;
+use pgrx::{ereport, PgLogLevel};
 
 /// `$PGDATA` of this server.
 pub fn data_dir() -> PathBuf {
@@ -57,10 +58,13 @@ fn extension_owner() -> pg_sys::Oid {
     .ok()
     .flatten()
     .unwrap_or_else(|| {
-        crate::errors::user_error(
+        // Raised here rather than through `errors`, which uses this module.
+        ereport!(
+            PgLogLevel::ERROR,
             pgrx::PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
-            "extension pg_engram is not installed in this database",
-        )
+            "extension pg_engram is not installed in this database"
+        );
+        unreachable!("ereport(ERROR) returned")
     });
     OWNER.with(|o| o.set(Some((ext, owner))));
     owner

@@ -27,26 +27,6 @@ impl StoreRow {
     }
 }
 
-/// Graph build threads inside a backend: the build computes only (no
-/// PostgreSQL call leaves the calling thread), and is capped so one
-/// `engram.optimize` does not take every core of the server.
-const BUILD_THREADS: usize = 4;
-
-/// The graph builder of every engine copy in this backend.
-pub fn indexer() -> engram::index::Hnsw {
-    // Asking for the cores reads cgroup files: once per backend is enough.
-    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    let threads = *THREADS.get_or_init(|| {
-        std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(BUILD_THREADS)
-    });
-    engram::index::Hnsw {
-        threads,
-        seed: engram::index::Hnsw::SEED,
-    }
-}
-
 /// Graph parameters from a store's settings object; an error for a setting
 /// that is unknown or out of range (`create_store` refuses those).
 pub fn hnsw_settings(settings: &serde_json::Value) -> Result<engram::storage::IndexSpec, String> {

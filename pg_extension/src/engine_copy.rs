@@ -1,5 +1,5 @@
-//! Each backend's handles on the engine copies of stores, the SPI row
-//! source that copies are derived from, and when a copy is repaired.
+//! When an engine copy is repaired, and the SPI row source copies are
+//! derived from (the handles themselves are kept by `handles`).
 //!
 //! A copy is in step when its watermark equals the catalog's. It falls
 //! behind when a commit's publish did not happen (crash between commit and
@@ -9,91 +9,24 @@
 //! the difference of ids, rebuild aside and swap, all under the copy's
 //! writer role — is `engram::derived`; this module decides when to use it.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
-use std::path::PathBuf;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::time::Duration;
 
 use engram::derived::{CopySpec, DerivedCopy, Opened, RoleWait, RowSource, Step};
-use engram::storage::{Row, Schema, StoreOptions};
+use engram::storage::{Row, Schema};
 use pgrx::prelude::*;
 use pgrx::JsonB;
 
-use crate::backend::{as_owner, data_dir, database_oid, interrupt_pending, uses_transaction_snapshot};
+use crate::backend::{as_owner, interrupt_pending, uses_transaction_snapshot};
 use crate::catalog::{self, Need, StoreRow};
 use crate::convert;
 use crate::errors::OrRaise;
+use crate::handles::{self, Handle};
 
 /// The engine table that holds a generic store's rows.
 pub const TABLE: &str = "rows";
 /// Rows fetched per cursor step when reading `engram.rows`.
 const FETCH_ROWS: i64 = 2000;
-
-/// An open engine copy of one store.
-pub struct Handle {
-    pub copy: DerivedCopy,
-    /// Key dimension of the store.
-    pub dim: u32,
-    uid: String,
-}
-
-impl Handle {
-    /// The copy's schema.
-    pub fn schema(&self) -> &Arc<Schema> {
-        self.copy.schema()
-    }
-}
-
-thread_local! {
-    static HANDLES: RefCell<HashMap<String, Rc<Handle>>> = RefCell::new(HashMap::new());
-}
-
-/// `$PGDATA/pg_engram/<database oid>/<name>`: store names are unique per
-/// database, not per cluster. Names are validated at creation (letters,
-/// digits, `_`, `-`), so they cannot leave that directory.
-pub fn dir_of(name: &str) -> PathBuf {
-    dir_in(database_oid(), name)
-}
-
-/// [`dir_of`] for the database with oid `database` (background workers
-/// are connected to none).
-pub fn dir_in(database: u32, name: &str) -> PathBuf {
-    data_dir().join("pg_engram").join(database.to_string()).join(name)
-}
-
-/// Where transactions spool their rows (as unlinked temporary files).
-pub fn spool_dir() -> std::io::Result<PathBuf> {
-    let d = data_dir().join("pg_engram").join("tmp");
-    std::fs::create_dir_all(&d)?;
-    Ok(d)
-}
-
-/// Forget this backend's handle on `name`.
-pub fn forget(name: &str) {
-    HANDLES.with(|h| h.borrow_mut().remove(name));
-}
-
-/// This backend's cached handle on `name`, if any.
-pub fn cached(name: &str) -> Option<Rc<Handle>> {
-    HANDLES.with(|h| h.borrow().get(name).cloned())
-}
-
-/// How every handle on an engine copy is opened: a reader that takes the
-/// writer role to publish, whose graph builds and merges are left to
-/// [`crate::merges`].
-pub fn options() -> StoreOptions {
-    StoreOptions {
-        // The copy is derived from WAL-logged tables: a publish a machine
-        // crash loses is caught up again, so none waits for an fsync.
-        sync: engram::storage::SyncPolicy::Off,
-        merge_runner: engram::storage::MergeRunner::Deferred,
-        indexer: Some(Arc::new(crate::catalog::indexer())),
-        memtable_bytes: crate::gucs::MEMTABLE_SIZE.get().max(64) as usize * 1024,
-        ..StoreOptions::reader()
-    }
-}
 
 /// What a store's copy is: table `rows` of the store's schema, its source
 /// ids in column `id`, tagged with the store's `uid`.
@@ -121,7 +54,7 @@ pub fn optimize(h: &Handle) -> engram::Result<engram::storage::MergeReport> {
 }
 
 fn open(name: &str, cat: &StoreRow) -> Option<Rc<Handle>> {
-    match DerivedCopy::open(&dir_of(name), options(), &spec(cat)).or_raise() {
+    match DerivedCopy::open(&handles::dir_of(name), handles::options(), &spec(cat)).or_raise() {
         Opened::Usable(copy) => Some(Rc::new(Handle {
             copy: *copy,
             dim: cat.dim,
@@ -146,7 +79,7 @@ fn open(name: &str, cat: &StoreRow) -> Option<Rc<Handle>> {
 /// now would publish them early.
 pub fn attach(name: &str, need: Need) -> Rc<Handle> {
     let cat = catalog::get_for(name, need);
-    let cached = cached(name).filter(|h| h.uid == cat.uid);
+    let cached = handles::cached(name).filter(|h| h.uid == cat.uid);
     if crate::txn::has_pending(name) {
         // Repairing now would read this transaction's own uncommitted rows
         // and publish them before commit.
@@ -159,18 +92,18 @@ pub fn attach(name: &str, need: Need) -> Rc<Handle> {
     }
     // Whether a copy was there to open: if not, another backend may make it
     // while we wait for the row lock below.
-    let absent = cached.is_none() && !dir_of(name).exists();
+    let absent = cached.is_none() && !handles::dir_of(name).exists();
     let handle = cached.or_else(|| open(name, &cat));
     if let Some(h) = &handle {
         match wait_in_step(h, cat.watermark) {
             InStep::Level => {
-                remember(name, h);
+                handles::remember(name, h);
                 return h.clone();
             }
             // A snapshot taken at transaction start may predate commits the
             // copy already holds: "ahead" is only judged from a fresh read.
             InStep::Ahead if uses_transaction_snapshot() => {
-                remember(name, h);
+                handles::remember(name, h);
                 return h.clone();
             }
             _ => {}
@@ -184,7 +117,7 @@ pub fn attach(name: &str, need: Need) -> Rc<Handle> {
     // find the copy past their base.
     if let Some(h) = &handle {
         if let InStep::Level = settle(h, latest) {
-            remember(name, h);
+            handles::remember(name, h);
             return h.clone();
         }
     }
@@ -226,7 +159,7 @@ pub fn attach(name: &str, need: Need) -> Rc<Handle> {
         }
         None => rebuild(name, &cat, latest),
     };
-    remember(name, &h);
+    handles::remember(name, &h);
     h
 }
 
@@ -252,10 +185,6 @@ fn cancelled() -> ! {
 fn tell(msg: &str) {
     notice!("{msg}");
     log!("{msg}");
-}
-
-fn remember(name: &str, h: &Rc<Handle>) {
-    HANDLES.with(|m| m.borrow_mut().insert(name.to_string(), h.clone()));
 }
 
 /// Where an engine copy stands against the catalog watermark.
@@ -368,11 +297,11 @@ impl RowSource for SpiSource<'_> {
 /// Built aside and swapped in, so a failure leaves the old copy in place.
 /// Caller holds the store's row lock.
 pub fn rebuild(name: &str, cat: &StoreRow, latest: u64) -> Rc<Handle> {
-    forget(name);
+    handles::forget(name);
     let spec = spec(cat);
     let (copy, done) = match DerivedCopy::rebuild(
-        &dir_of(name),
-        options(),
+        &handles::dir_of(name),
+        handles::options(),
         &spec,
         latest,
         &mut SpiSource::new(name, &spec.schema),
@@ -394,6 +323,6 @@ pub fn rebuild(name: &str, cat: &StoreRow, latest: u64) -> Rc<Handle> {
         dim: cat.dim,
         uid: cat.uid.clone(),
     });
-    remember(name, &h);
+    handles::remember(name, &h);
     h
 }

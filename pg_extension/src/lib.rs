@@ -13,6 +13,7 @@ mod convert;
 mod engine_copy;
 mod errors;
 mod gucs;
+mod handles;
 mod merges;
 mod search;
 mod txn;

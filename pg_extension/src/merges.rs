@@ -24,7 +24,7 @@ use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, BgWorkerStartTi
 use pgrx::prelude::*;
 
 use crate::backend::database_oid;
-use crate::engine_copy;
+use crate::handles;
 
 /// Start the merges due on the copy of `store` after a publish: in a
 /// background worker if one can be had, else here.
@@ -83,8 +83,8 @@ pub extern "C-unwind" fn engram_merge_worker(arg: pg_sys::Datum) {
     crate::backend::unblock_worker_signals();
     let database = arg.value() as u32;
     let store = BackgroundWorker::get_extra().to_string();
-    let dir = engine_copy::dir_in(database, &store);
-    let copy = match Store::open(&dir, engine_copy::options()) {
+    let dir = handles::dir_in(database, &store);
+    let copy = match Store::open(&dir, handles::options()) {
         Ok(c) => c,
         // Dropped or rebuilt meanwhile: nothing to do.
         Err(e) => {

@@ -104,7 +104,7 @@ fn nearest<T>(
     filter: &Value,
     metric: &str,
     ef: Option<i32>,
-    each: impl Fn(&engine_copy::Handle, &HitRef<'_>) -> T,
+    each: impl Fn(&crate::handles::Handle, &HitRef<'_>) -> T,
 ) -> Vec<T> {
     if k <= 0 {
         bad(format!("k must be positive, got {k}"));

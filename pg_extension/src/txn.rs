@@ -28,7 +28,7 @@ use pgrx::prelude::*;
 use pgrx::{register_subxact_callback, register_xact_callback, PgSubXactCallbackEvent, PgXactCallbackEvent};
 
 use crate::backend::nest_level;
-use crate::engine_copy;
+use crate::handles;
 
 /// Row bytes kept in memory before the spool moves to a temporary file.
 const SPOOL_MEMORY: usize = 16 << 20;
@@ -55,7 +55,7 @@ impl Spool {
     fn put(&mut self, bytes: &[u8]) -> std::io::Result<(u64, u32)> {
         let at = self.len;
         if self.file.is_none() && self.mem.len() + bytes.len() > SPOOL_MEMORY {
-            let mut f = tempfile::tempfile_in(engine_copy::spool_dir()?)?;
+            let mut f = tempfile::tempfile_in(handles::spool_dir()?)?;
             f.write_all(&self.mem)?;
             self.mem = Vec::new();
             self.file = Some(f);
@@ -310,12 +310,12 @@ const PUBLISH_WAITS: u32 = 1000;
 
 fn publish(mut txn: Txn) {
     for (_, name) in &txn.drops {
-        engine_copy::forget(name);
-        let _ = std::fs::remove_dir_all(engine_copy::dir_of(name));
+        handles::forget(name);
+        let _ = std::fs::remove_dir_all(handles::dir_of(name));
     }
     let publishes = std::mem::take(&mut txn.publishes);
     for p in &publishes {
-        let Some(h) = engine_copy::cached(&p.store) else {
+        let Some(h) = handles::cached(&p.store) else {
             warning!(
                 "engram: store {:?}: no engine handle at commit; it will be caught up on its next use",
                 p.store
@@ -346,7 +346,7 @@ fn publish(mut txn: Txn) {
             Err(e) => {
                 // A handle whose write failed refuses every later write: drop
                 // it, so the next use opens the copy afresh and repairs it.
-                engine_copy::forget(&p.store);
+                handles::forget(&p.store);
                 warning!(
                     "engram: store {:?}: engine copy not updated at commit ({}); it will be brought back in step from engram.rows on its next use",
                     p.store,
