@@ -324,9 +324,11 @@ fn rebuild(store: &str) -> i64 {
 
 /// Flush the engine copy's memtable and merge its segments into one with
 /// an HNSW graph (built with the store's `m` and `ef_construction`), so that
-/// searches walk a graph instead of scanning. Returns what was done.
-/// Needs write; commits to the store wait for it (up to 30 s, after which
-/// their publish is deferred to the next use of the store).
+/// searches walk one graph instead of several (or a scan). Returns what was
+/// done. Needs write. Other transactions' commits to the store go on
+/// meanwhile: the merge takes the copy's writer role only to flush and plan
+/// and to publish, and waits (up to 30 s) for a background merge of the
+/// store that is running.
 #[pg_extern]
 #[search_path(pg_catalog, pg_temp)]
 fn optimize(store: &str) -> JsonB {

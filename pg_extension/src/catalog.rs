@@ -224,7 +224,13 @@ pub fn require_owner(name: &str) {
 pub fn lock(name: &str) -> u64 {
     let w = as_owner(|| {
         Spi::get_one_with_args::<i64>(
-            "SELECT watermark FROM engram.stores WHERE name = $1 FOR UPDATE",
+            // NO KEY UPDATE: the lock writers take at pre-commit (their
+            // watermark UPDATE), so none commits meanwhile; but not one
+            // that conflicts with the KEY SHARE lock the foreign key of
+            // engram.rows takes on every insert. (FOR UPDATE did: a repair
+            // queued behind an insert's KEY SHARE, and that insert's commit
+            // then queued behind the repair — a deadlock.)
+            "SELECT watermark FROM engram.stores WHERE name = $1 FOR NO KEY UPDATE",
             &[name.into()],
         )
     });

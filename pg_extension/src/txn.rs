@@ -19,7 +19,7 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::time::Duration;
 
 use engram::derived::{Change, ChangeSet, RoleWait, Step, Turn};
@@ -43,27 +43,32 @@ struct Op {
     row: Option<(u64, u32)>,
 }
 
-/// Row bytes of the transaction: memory, then a file.
+/// Row bytes of the transaction: memory, then a file (written through a
+/// buffer: rows are appended one by one and read back only at commit).
 #[derive(Default)]
 struct Spool {
     mem: Vec<u8>,
-    file: Option<File>,
+    file: Option<BufWriter<File>>,
     len: u64,
+    /// A read moved the file's position away from its end.
+    moved: bool,
 }
 
 impl Spool {
     fn put(&mut self, bytes: &[u8]) -> std::io::Result<(u64, u32)> {
         let at = self.len;
         if self.file.is_none() && self.mem.len() + bytes.len() > SPOOL_MEMORY {
-            let mut f = tempfile::tempfile_in(handles::spool_dir()?)?;
+            let mut f = BufWriter::with_capacity(1 << 20, tempfile::tempfile_in(handles::spool_dir()?)?);
             f.write_all(&self.mem)?;
             self.mem = Vec::new();
             self.file = Some(f);
         }
         match &mut self.file {
             Some(f) => {
-                f.seek(SeekFrom::End(0))?;
-                f.write_all(bytes)?;
+                if std::mem::take(&mut self.moved) {
+                    f.get_mut().seek(SeekFrom::End(0))?;
+                }
+                f.write_all(bytes)?
             }
             None => self.mem.extend_from_slice(bytes),
         }
@@ -74,6 +79,11 @@ impl Spool {
     fn get(&mut self, (at, len): (u64, u32)) -> std::io::Result<Vec<u8>> {
         match &mut self.file {
             Some(f) => {
+                // Whatever is still buffered must be in the file before it
+                // is read back (a no-op after the first read).
+                f.flush()?;
+                self.moved = true;
+                let f = f.get_mut();
                 let mut b = vec![0u8; len as usize];
                 f.seek(SeekFrom::Start(at))?;
                 f.read_exact(&mut b)?;

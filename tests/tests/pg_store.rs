@@ -732,3 +732,37 @@ fn graphs_of_flushed_commits_are_built_by_a_background_worker() {
     assert_eq!(indexed, rows, "a commit returned before the graph it left due");
     assert_in_step(&mut c, "g");
 }
+
+#[test]
+#[ignore = "needs a running cluster: make test-pg-integration"]
+fn a_repair_does_not_wait_for_an_open_insert() {
+    let pg = Cluster::main();
+    let mut a = pg.database("engram_it_repair_lock");
+    a.batch_execute("SELECT engram.create_store('d', 3)").unwrap();
+    for i in 0..5 {
+        insert(&mut a, "d", i);
+    }
+    // A holds an insert open: the foreign key of engram.rows holds a KEY
+    // SHARE lock on the store's catalog row until A ends.
+    a.batch_execute("BEGIN").unwrap();
+    insert(&mut a, "d", 100);
+    // The copy vanishes: B's next use repairs it, under the catalog row lock.
+    std::fs::remove_dir_all(pg.engine_dir(&mut a, "d")).unwrap();
+    let mut b = pg.connect("engram_it_repair_lock");
+    b.batch_execute("SET statement_timeout = '10s'").unwrap();
+    let start = Instant::now();
+    let n: i64 = b
+        .query_one("SELECT count(*) FROM engram.scan('d')", &[])
+        .expect("the repair must not queue behind the open insert")
+        .get(0);
+    assert_eq!(n, 5, "the open insert is not visible to the repair");
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "the repair waited {:?}",
+        start.elapsed()
+    );
+    // A commits after the repair, and publishes on top of it.
+    a.batch_execute("COMMIT").unwrap();
+    assert_eq!(ids(&mut b, "d").len(), 6);
+    assert_in_step(&mut b, "d");
+}
