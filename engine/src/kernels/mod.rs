@@ -4,5 +4,6 @@
 //! tested against.
 
 pub mod distance;
+pub mod prefetch;
 pub mod quant;
 pub mod scalar;

@@ -9,8 +9,8 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::layer::{greedy, search_level, select, Links, Near, Visited};
-use super::space::Codes;
+use super::layer::{greedy, search_level, select, Links, Near, Space, Visited};
+use super::space::{Codes, FromRow};
 use super::sync::{Mutex, RwLock};
 
 /// Highest level a node may get; with M >= 2 a level above this has
@@ -77,9 +77,12 @@ impl BuildGraph {
             drop(e);
             return self.insert(q, codes, ef_construction, visited);
         };
-        let dist = |n: u32| codes.between(q, n);
+        let dist = FromRow { codes, row: q };
         let mut buf = Vec::new();
-        let mut cur = Near { d: dist(ep), node: ep };
+        let mut cur = Near {
+            d: dist.dist(ep),
+            node: ep,
+        };
         for l in (level + 1..=top).rev() {
             cur = greedy(self, &dist, cur, l, &mut buf);
         }

@@ -62,6 +62,20 @@ impl Visited {
     }
 }
 
+/// Distances to whatever a walk searches for, by node; `prefetch` hints
+/// that a node is about to be scored. Any `Fn(u32) -> f32` is one (with no
+/// prefetch).
+pub(crate) trait Space {
+    fn dist(&self, node: u32) -> f32;
+    fn prefetch(&self, _node: u32) {}
+}
+
+impl<F: Fn(u32) -> f32> Space for F {
+    fn dist(&self, node: u32) -> f32 {
+        self(node)
+    }
+}
+
 /// Read access to a graph's adjacency, whether being built or mapped.
 pub(crate) trait Links {
     /// Number of nodes.
@@ -72,18 +86,15 @@ pub(crate) trait Links {
 }
 
 /// Greedy descent at one level: move to a closer neighbour while there is one.
-pub(crate) fn greedy(
-    g: &impl Links,
-    dist: &impl Fn(u32) -> f32,
-    mut cur: Near,
-    level: usize,
-    buf: &mut Vec<u32>,
-) -> Near {
+pub(crate) fn greedy(g: &impl Links, dist: &impl Space, mut cur: Near, level: usize, buf: &mut Vec<u32>) -> Near {
     loop {
         g.neighbours(cur.node, level, buf);
+        for &n in buf.iter() {
+            dist.prefetch(n);
+        }
         let mut moved = false;
         for &n in buf.iter() {
-            let d = dist(n);
+            let d = dist.dist(n);
             if d < cur.d {
                 cur = Near { d, node: n };
                 moved = true;
@@ -100,7 +111,7 @@ pub(crate) fn greedy(
 /// through, so a filter narrows the answer without cutting the graph.
 pub(crate) fn search_level(
     g: &impl Links,
-    dist: &impl Fn(u32) -> f32,
+    dist: &impl Space,
     entry: &[Near],
     ef: usize,
     level: usize,
@@ -127,11 +138,14 @@ pub(crate) fn search_level(
             break;
         }
         g.neighbours(c.node, level, &mut buf);
+        // Mark, then start loading every new neighbour, then score them:
+        // their cache misses overlap.
+        buf.retain(|&n| visited.insert(n));
         for &n in &buf {
-            if !visited.insert(n) {
-                continue;
-            }
-            let d = dist(n);
+            dist.prefetch(n);
+        }
+        for &n in &buf {
+            let d = dist.dist(n);
             if best.len() < ef || best.peek().is_some_and(|w| d < w.d) {
                 candidates.push(Reverse(Near { d, node: n }));
                 if admit(n) {

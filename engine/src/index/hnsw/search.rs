@@ -2,9 +2,9 @@
 
 use std::cell::RefCell;
 
-use super::layer::{greedy, search_level, Near, Visited};
+use super::layer::{greedy, search_level, Near, Space, Visited};
 use super::layout::GraphRef;
-use super::space::{Codes, QueryCode};
+use super::space::{Codes, FromQuery, QueryCode};
 
 thread_local! {
     /// One visited set per thread, reused across queries: clearing is O(1).
@@ -28,10 +28,10 @@ pub(crate) fn search(
         factors: g.factors,
         sqnorms: g.sqnorms,
     };
-    let dist = |n: u32| q.to(&space, n);
+    let dist = FromQuery { codes: space, query: q };
     let mut buf = Vec::new();
     let mut cur = Near {
-        d: dist(g.entry),
+        d: dist.dist(g.entry),
         node: g.entry,
     };
     for level in (1..=g.top).rev() {

@@ -12,6 +12,7 @@
 //! stored in the graph, with the squared norms for L2, so one distance is
 //! one int8 dot product — a quarter of the bytes of an f32 one.
 
+use super::layer::Space;
 use crate::kernels::distance::{dot_i8, Metric};
 use crate::kernels::{quant, scalar};
 
@@ -43,6 +44,14 @@ impl<'a> Codes<'a> {
         &self.codes[i * self.dim..(i + 1) * self.dim]
     }
 
+    /// Start loading row `i`'s code.
+    pub fn prefetch(&self, i: u32) {
+        let i = i as usize;
+        if let Some(c) = self.codes.get(i * self.dim..(i + 1) * self.dim) {
+            crate::kernels::prefetch::read_soon(c);
+        }
+    }
+
     fn sq(&self, i: u32) -> f32 {
         self.sqnorms.get(i as usize).copied().unwrap_or(0.0)
     }
@@ -55,6 +64,36 @@ impl<'a> Codes<'a> {
             Metric::Dot => -p,
             Metric::L2 => self.sq(a) + self.sq(b) - 2.0 * p,
         }
+    }
+}
+
+/// Distances from one row of `codes` to the others: what an insert walks.
+pub(crate) struct FromRow<'a> {
+    pub codes: &'a Codes<'a>,
+    pub row: u32,
+}
+
+impl Space for FromRow<'_> {
+    fn dist(&self, n: u32) -> f32 {
+        self.codes.between(self.row, n)
+    }
+    fn prefetch(&self, n: u32) {
+        self.codes.prefetch(n)
+    }
+}
+
+/// Distances from a query to the rows of `codes`: what a search walks.
+pub(crate) struct FromQuery<'a> {
+    pub codes: Codes<'a>,
+    pub query: &'a QueryCode,
+}
+
+impl Space for FromQuery<'_> {
+    fn dist(&self, n: u32) -> f32 {
+        self.query.to(&self.codes, n)
+    }
+    fn prefetch(&self, n: u32) {
+        self.codes.prefetch(n)
     }
 }
 
