@@ -4,13 +4,15 @@
 //! updates of a fixed column and upserts by a unique column, in batches of
 //! 1,000, on the ingested table; the write amplification of the default
 //! size-tiered merge policy over the ingest (segment bytes merged and
-//! flushed, over flushed).
+//! flushed, over flushed); and the "always" ingest again with the merges
+//! in the handle's merge thread (`MergeRunner::Background`): the writes'
+//! rate, and the rate until the merges are done.
 //!
 //! `bench_storage [ROWS]` (default 1,000,000) writes target/bench/storage.json.
 
 use std::time::{Duration, Instant};
 
-use engram::storage::{RowId, Store, StoreOptions, SyncPolicy, TableId, WriteBatch};
+use engram::storage::{MergeRunner, RowId, Store, StoreOptions, SyncPolicy, TableId, WriteBatch};
 use engram_benches::{dir_bytes, logical_bytes, memory_schema, synthetic_row, write_report};
 use rand::SeedableRng;
 use serde_json::json;
@@ -27,15 +29,19 @@ struct Ingest {
     write_amplification: f64,
     bytes_flushed: u64,
     bytes_merged: u64,
+    /// Rows per second until every merge due is done (for a background
+    /// runner, after the writes: what is still due is run to the end).
+    settled_rows_per_s: f64,
 }
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
-fn new_store(path: &std::path::Path, sync: SyncPolicy) -> Res<(Store, TableId)> {
+fn new_store(path: &std::path::Path, sync: SyncPolicy, merge_runner: MergeRunner) -> Res<(Store, TableId)> {
     let store = Store::create(
         path,
         StoreOptions {
             sync,
+            merge_runner,
             ..StoreOptions::default()
         },
     )?;
@@ -43,8 +49,8 @@ fn new_store(path: &std::path::Path, sync: SyncPolicy) -> Res<(Store, TableId)> 
     Ok((store, t))
 }
 
-fn ingest(path: &std::path::Path, rows: u64, sync: SyncPolicy) -> Res<Ingest> {
-    let (store, t) = new_store(path, sync)?;
+fn ingest(path: &std::path::Path, rows: u64, sync: SyncPolicy, runner: MergeRunner) -> Res<Ingest> {
+    let (store, t) = new_store(path, sync, runner)?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let mut busy = Duration::ZERO;
     let mut bytes = 0usize;
@@ -67,6 +73,9 @@ fn ingest(path: &std::path::Path, rows: u64, sync: SyncPolicy) -> Res<Ingest> {
     store.flush()?;
     busy += t0.elapsed();
     let secs = busy.as_secs_f64();
+    let t0 = Instant::now();
+    store.run_merges(Duration::from_secs(3600), &|| false)?;
+    let settled = secs + t0.elapsed().as_secs_f64();
     let st = store.stats()?;
     Ok(Ingest {
         rows_per_s: rows as f64 / secs,
@@ -74,12 +83,13 @@ fn ingest(path: &std::path::Path, rows: u64, sync: SyncPolicy) -> Res<Ingest> {
         write_amplification: (st.bytes_flushed + st.bytes_merged) as f64 / st.bytes_flushed.max(1) as f64,
         bytes_flushed: st.bytes_flushed,
         bytes_merged: st.bytes_merged,
+        settled_rows_per_s: rows as f64 / settled,
     })
 }
 
 /// Commits of one row each: what one fsync per commit costs under each policy.
 fn single_row_commits(path: &std::path::Path, sync: SyncPolicy) -> Res<f64> {
-    let (store, t) = new_store(path, sync)?;
+    let (store, t) = new_store(path, sync, MergeRunner::Inline)?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(9);
     let rows: Vec<_> = (0..SINGLE_COMMITS as u64)
         .map(|k| synthetic_row(&mut rng, k, DIM))
@@ -172,7 +182,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     ] {
         eprintln!("ingest {rows} rows, sync={name}");
         let path = scratch.path().join(name);
-        let r = ingest(&path, rows, sync)?;
+        let r = ingest(&path, rows, sync, MergeRunner::Inline)?;
         rows_per_s.insert(name.into(), json!(r.rows_per_s.round()));
         mb_per_s.insert(name.into(), json!((r.mb_per_s * 10.0).round() / 10.0));
         if name == "always" {
@@ -192,8 +202,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         single.insert(name.into(), json!(single_row_commits(&p1, sync)?.round()));
         std::fs::remove_dir_all(&p1)?;
     }
+    // The same ingest with the merges in the handle's merge thread: the
+    // writes' own rate, and the rate until the merges due are done.
+    eprintln!("ingest {rows} rows, sync=always, background merges");
+    let bg_path = scratch.path().join("background");
+    let bg = ingest(&bg_path, rows, SyncPolicy::Always, MergeRunner::Background)?;
+    std::fs::remove_dir_all(&bg_path)?;
     let small = scratch.path().join("small");
-    ingest(&small, 10_000, SyncPolicy::Off)?;
+    ingest(&small, 10_000, SyncPolicy::Off, MergeRunner::Inline)?;
     let open_small = open_ms(&small)?;
     write_report(
         "storage",
@@ -202,6 +218,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "dim": DIM,
             "batch_rows": BATCH,
             "rows_per_s": rows_per_s,
+            "rows_per_s_background_merges": {
+                "writes": bg.rows_per_s.round(),
+                "settled": bg.settled_rows_per_s.round(),
+                "write_amplification": (bg.write_amplification * 100.0).round() / 100.0,
+            },
             "mb_per_s": mb_per_s,
             "single_row_commits_per_s": single,
             "open_ms": (open * 1000.0).round() / 1000.0,

@@ -13,10 +13,11 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
+use parking_lot::{Mutex, MutexGuard};
+
 use super::batch::WriteBatch;
 use super::flush;
 use super::inner::Inner;
-use super::role::Writer;
 use super::row::{Row, Value};
 use super::schema::{ColumnKind, Schema};
 use super::state::State;
@@ -110,26 +111,33 @@ impl Overlay {
     }
 }
 
-/// Log and apply one change, possibly as part of a group. Returns the
-/// outcome and whether the memtable was flushed afterwards.
-pub(crate) fn commit(w: &Writer, inner: &Inner, change: Pending) -> Result<(Outcome, bool)> {
+/// Log and apply one change, possibly as part of a group, through the
+/// writer's commit `queue` and its I/O mutex (taken by `io`, whatever the
+/// handle's state: the leader checks the failure itself, per change).
+/// Returns the outcome and whether the memtable was flushed afterwards.
+pub(crate) fn commit<'w>(
+    queue: &Mutex<Queue>,
+    io: impl FnOnce() -> MutexGuard<'w, WalWriter>,
+    inner: &Inner,
+    change: Pending,
+) -> Result<(Outcome, bool)> {
     inner.check_not_failed()?;
     let ticket = {
-        let mut q = w.queue.lock();
+        let mut q = queue.lock();
         let t = q.next_ticket;
         q.next_ticket += 1;
         q.pending.push((t, change));
         t
     };
-    let mut wal = w.io_unchecked();
-    if let Some(r) = w.queue.lock().done.remove(&ticket) {
+    let mut wal = io();
+    if let Some(r) = queue.lock().done.remove(&ticket) {
         return r.map(|o| (o, false));
     }
-    let batch = std::mem::take(&mut w.queue.lock().pending);
+    let batch = std::mem::take(&mut queue.lock().pending);
     let mut mine = None;
     let results = run_group(inner, &mut wal, batch);
     {
-        let mut q = w.queue.lock();
+        let mut q = queue.lock();
         for (t, r) in results {
             if t == ticket {
                 mine = Some(r);

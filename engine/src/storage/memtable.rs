@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use super::deletes::Deletes;
 use super::row::{Row, Sparse, Value};
-use super::schema::{ColumnKind, FixedType, Scalar, Schema};
+use super::schema::{ColumnId, ColumnKind, FixedType, Scalar, Schema};
 use crate::kernels::{quant, scalar};
 
 const CHUNK: usize = 1024;
@@ -248,6 +248,19 @@ impl Memtable {
 
     pub fn bytes(&self) -> usize {
         self.bytes
+    }
+}
+
+/// The bytes a unique value is indexed by (see `segment::writer::unique_bytes`),
+/// from a canonical value.
+pub(crate) fn unique_value_bytes(schema: &Schema, col: ColumnId, v: &Value) -> Vec<u8> {
+    match (schema.column(col).map(|c| &c.kind), v) {
+        (Some(ColumnKind::Fixed(t)), v) if *t != FixedType::Symbol => {
+            super::memtable::fixed_bits(t, v).to_le_bytes().to_vec()
+        }
+        (_, Value::Str(s)) => s.as_bytes().to_vec(),
+        (_, Value::Bytes(b)) => b.clone(),
+        _ => Vec::new(),
     }
 }
 

@@ -327,12 +327,12 @@ impl SetColumn<Vec<f32>> for KeyCol {
     }
 }
 
-impl<T: Scalar> SetColumn<T> for FixedCol<T> {
+impl<T: Scalar + Into<Value>> SetColumn<T> for FixedCol<T> {
     fn id(&self) -> ColumnId {
         self.0
     }
     fn value(v: T) -> Value {
-        T::value(v)
+        v.into()
     }
 }
 

@@ -615,12 +615,10 @@ pub trait Scalar: Copy + Default + std::fmt::Debug + 'static {
     fn from_bits(bits: u64) -> Self;
     /// To carried bits.
     fn to_bits(self) -> u64;
-    /// As a row value.
-    fn value(self) -> super::row::Value;
 }
 
 macro_rules! scalar {
-    ($t:ty, $name:expr, $pat:pat, |$b:ident| $from:expr, |$v:ident| $to:expr, $val:ident($conv:ty)) => {
+    ($t:ty, $name:expr, $pat:pat, |$b:ident| $from:expr, |$v:ident| $to:expr) => {
         impl Scalar for $t {
             const NAME: &'static str = $name;
             fn reads(t: &FixedType) -> bool {
@@ -633,9 +631,6 @@ macro_rules! scalar {
                 let $v = self;
                 $to
             }
-            fn value(self) -> super::row::Value {
-                super::row::Value::$val(<$conv>::from(self))
-            }
         }
     };
 }
@@ -645,43 +640,17 @@ scalar!(
     "u8",
     FixedType::U8 | FixedType::Enum(_),
     |b| b as u8,
-    |v| u64::from(v),
-    UInt(u64)
+    |v| u64::from(v)
 );
-scalar!(u32, "u32", FixedType::U32, |b| b as u32, |v| u64::from(v), UInt(u64));
-scalar!(
-    i32,
-    "i32",
-    FixedType::I32,
-    |b| b as i64 as i32,
-    |v| i64::from(v) as u64,
-    Int(i64)
-);
-scalar!(u64, "u64", FixedType::U64, |b| b, |v| v, UInt(u64));
-scalar!(
-    i64,
-    "i64",
-    FixedType::I64 | FixedType::Timestamp,
-    |b| b as i64,
-    |v| v as u64,
-    Int(i64)
-);
-scalar!(
-    f32,
-    "f32",
-    FixedType::F32,
-    |b| f32::from_bits(b as u32),
-    |v| u64::from(v.to_bits()),
-    Float(f64)
-);
-scalar!(
-    f64,
-    "f64",
-    FixedType::F64,
-    |b| f64::from_bits(b),
-    |v| v.to_bits(),
-    Float(f64)
-);
+scalar!(u32, "u32", FixedType::U32, |b| b as u32, |v| u64::from(v));
+scalar!(i32, "i32", FixedType::I32, |b| b as i64 as i32, |v| i64::from(v) as u64);
+scalar!(u64, "u64", FixedType::U64, |b| b, |v| v);
+scalar!(i64, "i64", FixedType::I64 | FixedType::Timestamp, |b| b as i64, |v| v
+    as u64);
+scalar!(f32, "f32", FixedType::F32, |b| f32::from_bits(b as u32), |v| u64::from(
+    v.to_bits()
+));
+scalar!(f64, "f64", FixedType::F64, |b| f64::from_bits(b), |v| v.to_bits());
 
 #[cfg(test)]
 mod tests {

@@ -16,14 +16,13 @@ use super::deletes::Deletes;
 use super::fs::Fs;
 use super::legacy;
 use super::manifest::{self, Manifest, SegmentEntry, TableEntry};
-use super::memtable::{Interner, Layout, MemRow, Memtable};
+use super::memtable::{unique_value_bytes, Interner, Layout, MemRow, Memtable};
 use super::patch::{self, Patches, RowPatch};
 use super::row::{Row, Value};
 use super::schema::{ColumnKind, FixedType, Schema};
-use super::segment::{unique_hash, Segment};
+use super::segment::Segment;
 use super::types::TableId;
 use super::update::{add_bits, Update};
-use super::view::{unique_value_bytes, At, RowView};
 use super::wal::{self, wal_path, WalOp, WalRecord, WriteOp};
 use crate::error::{corrupt, Error, Result};
 
@@ -32,6 +31,13 @@ use crate::error::{corrupt, Error, Result};
 pub(crate) struct SegState {
     pub seg: Arc<Segment>,
     pub deletes: Deletes,
+}
+
+/// Where a row is stored.
+#[derive(Copy, Clone)]
+pub(crate) enum At<'s> {
+    Seg(&'s Segment, u32),
+    Mem(&'s MemRow),
 }
 
 /// Where a row is: segment `i` row `r`, or memtable position `p`.
@@ -119,10 +125,6 @@ impl TableState {
         self.live(id).is_some()
     }
 
-    pub fn view<'a>(&'a self, at: At<'a>) -> RowView<'a> {
-        RowView::with_patches(self, &self.patches, at)
-    }
-
     pub fn segment_rows(&self) -> u64 {
         self.segments.iter().map(|s| s.seg.rows as u64).sum()
     }
@@ -133,33 +135,6 @@ impl TableState {
 
     pub fn live_rows(&self) -> u64 {
         self.segment_rows() + self.memtable.len() as u64 - self.deleted_rows()
-    }
-
-    /// The bytes of the unique value of a stored row.
-    fn stored_unique(&self, at: At<'_>) -> Result<Vec<u8>> {
-        let u = self
-            .schema
-            .unique()
-            .ok_or_else(|| Error::Internal("no unique column".into()))?;
-        let v = self.view(at).value(u)?;
-        Ok(unique_value_bytes(&self.schema, u, &v))
-    }
-
-    /// The live row whose unique value has canonical bytes `bytes`.
-    pub fn find_unique(&self, bytes: &[u8]) -> Result<Option<u64>> {
-        let Some(u) = self.schema.unique() else { return Ok(None) };
-        if let Some(&id) = self.unique_mem.get(bytes) {
-            return Ok(Some(id));
-        }
-        let hash = unique_hash(bytes);
-        for s in self.segments.iter().rev() {
-            for r in s.seg.unique_candidates(u.0 as usize, hash) {
-                if !s.deletes.contains(r) && self.stored_unique(At::Seg(&s.seg, r as u32))? == bytes {
-                    return Ok(Some(s.seg.ids()[r]));
-                }
-            }
-        }
-        Ok(None)
     }
 
     pub fn manifest_entry(&self) -> TableEntry {

@@ -339,7 +339,8 @@ impl Store {
         schema.validate()?;
         let w = self.writer()?;
         match commit::commit(
-            &w,
+            &w.queue,
+            || w.io_unchecked(),
             &self.core.inner,
             Pending::CreateTable {
                 name: name.to_string(),
@@ -436,7 +437,8 @@ impl Store {
     pub fn write(&self, batch: WriteBatch) -> Result<WriteReport> {
         let w = self.writer()?;
         let batch = self.checked(batch)?;
-        let (outcome, flushed) = commit::commit(&w, &self.core.inner, Pending::Write(batch))?;
+        let (outcome, flushed) =
+            commit::commit(&w.queue, || w.io_unchecked(), &self.core.inner, Pending::Write(batch))?;
         if flushed {
             // Other commits go on while this one builds the new segment's
             // graph (a merge already running leaves it to the next flush); on

@@ -31,15 +31,15 @@ pub enum Update {
     Merge(u16, Sparse),
 }
 
-impl<T: Scalar> FixedCol<T> {
+impl<T: Scalar + Into<Value>> FixedCol<T> {
     /// Set this column to `v`.
     pub fn set(&self, v: T) -> Update {
-        Update::Set(self.0 .0, v.value())
+        Update::Set(self.0 .0, v.into())
     }
 
     /// Add `d` to this column.
     pub fn add(&self, d: T) -> Update {
-        Update::Add(self.0 .0, d.value())
+        Update::Add(self.0 .0, d.into())
     }
 }
 

@@ -6,14 +6,16 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use super::memtable::{MemRow, Slot};
+pub(crate) use super::memtable::unique_value_bytes;
+use super::memtable::Slot;
 use super::patch::Patches;
 use super::row::{Row, Sparse, SparseRef, Value};
 use super::schema::{
     BlobCol, ColumnId, ColumnKind, EdgeCol, FixedCol, FixedType, KeyCol, Scalar, Schema, SparseCol, SymbolCol, TextCol,
 };
+use super::segment::unique_hash;
 use super::segment::writer::Cell;
-use super::segment::Segment;
+pub(crate) use super::state::At;
 use super::state::{State, TableState};
 use super::types::{RowId, TableId};
 use crate::error::{corrupt, Error, Result};
@@ -146,13 +148,6 @@ impl<'s> TableView<'s> {
         let bytes = unique_value_bytes(&self.t.schema, u, &v);
         Ok(self.t.find_unique(&bytes)?.map(RowId))
     }
-}
-
-/// Where a row is stored.
-#[derive(Copy, Clone)]
-pub(crate) enum At<'s> {
-    Seg(&'s Segment, u32),
-    Mem(&'s MemRow),
 }
 
 /// One row of a snapshot; its columns are read when asked for.
@@ -386,15 +381,37 @@ pub(crate) fn bits_value(t: &FixedType, bits: u64) -> Value {
     }
 }
 
-/// The bytes a unique value is indexed by (see `segment::writer::unique_bytes`),
-/// from a canonical value.
-pub(crate) fn unique_value_bytes(schema: &Schema, col: ColumnId, v: &Value) -> Vec<u8> {
-    match (schema.column(col).map(|c| &c.kind), v) {
-        (Some(ColumnKind::Fixed(t)), v) if *t != FixedType::Symbol => {
-            super::memtable::fixed_bits(t, v).to_le_bytes().to_vec()
+/// Reads of a table's rows through views (here, not in `state.rs`, which
+/// views are built on).
+impl TableState {
+    pub fn view<'a>(&'a self, at: At<'a>) -> RowView<'a> {
+        RowView::with_patches(self, &self.patches, at)
+    }
+
+    /// The bytes of the unique value of a stored row.
+    pub(crate) fn stored_unique(&self, at: At<'_>) -> Result<Vec<u8>> {
+        let u = self
+            .schema
+            .unique()
+            .ok_or_else(|| Error::Internal("no unique column".into()))?;
+        let v = self.view(at).value(u)?;
+        Ok(unique_value_bytes(&self.schema, u, &v))
+    }
+
+    /// The live row whose unique value has canonical bytes `bytes`.
+    pub fn find_unique(&self, bytes: &[u8]) -> Result<Option<u64>> {
+        let Some(u) = self.schema.unique() else { return Ok(None) };
+        if let Some(&id) = self.unique_mem.get(bytes) {
+            return Ok(Some(id));
         }
-        (_, Value::Str(s)) => s.as_bytes().to_vec(),
-        (_, Value::Bytes(b)) => b.clone(),
-        _ => Vec::new(),
+        let hash = unique_hash(bytes);
+        for s in self.segments.iter().rev() {
+            for r in s.seg.unique_candidates(u.0 as usize, hash) {
+                if !s.deletes.contains(r) && self.stored_unique(At::Seg(&s.seg, r as u32))? == bytes {
+                    return Ok(Some(s.seg.ids()[r]));
+                }
+            }
+        }
+        Ok(None)
     }
 }
