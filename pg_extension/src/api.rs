@@ -111,9 +111,11 @@ fn insert_one(store: &str, h: &Handle, id: u64, key: Vec<f32>, body: &str, meta:
     let row = convert::row(schema, key.clone(), body.to_string(), &meta)
         .normalize(store, schema)
         .or_raise();
-    owner_run(
+    use pgrx::PgBuiltInOids as T;
+    catalog::write_kept(
         "insert",
         INSERT_ROW,
+        &[T::TEXTOID, T::INT8OID, T::FLOAT4ARRAYOID, T::TEXTOID, T::JSONBOID],
         &[
             store.into(),
             (id as i64).into(),

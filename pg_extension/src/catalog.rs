@@ -54,8 +54,26 @@ thread_local! {
     static KEPT: RefCell<HashMap<&'static str, OwnedPreparedStatement>> = RefCell::new(HashMap::new());
 }
 
-/// Run the kept plan of `sql` (prepared with argument types `types` on
-/// first use) with `args`, handing its rows to `f`.
+/// The kept plan of `sql`, taken out of the cache (prepared with argument
+/// types `types` on first use; `mutating` for a write). Put it back after use.
+fn take_kept(
+    c: &pgrx::spi::SpiClient<'_>,
+    sql: &'static str,
+    types: &[PgBuiltInOids],
+    mutating: bool,
+) -> Result<OwnedPreparedStatement, pgrx::spi::Error> {
+    if let Some(s) = KEPT.with(|k| k.borrow_mut().remove(sql)) {
+        return Ok(s);
+    }
+    let oids: Vec<PgOid> = types.iter().map(|t| PgOid::BuiltIn(*t)).collect();
+    Ok(if mutating {
+        c.prepare_mut(sql, &oids)?.keep()
+    } else {
+        c.prepare(sql, &oids)?.keep()
+    })
+}
+
+/// Run the kept plan of `sql` with `args`, handing its rows to `f`.
 fn with_kept<R>(
     sql: &'static str,
     types: &[PgBuiltInOids],
@@ -64,14 +82,7 @@ fn with_kept<R>(
 ) -> R {
     as_owner(|| {
         Spi::connect(|c| {
-            let stmt = KEPT.with(|k| k.borrow_mut().remove(sql));
-            let stmt = match stmt {
-                Some(s) => s,
-                None => {
-                    let oids: Vec<PgOid> = types.iter().map(|t| PgOid::BuiltIn(*t)).collect();
-                    c.prepare(sql, &oids)?.keep()
-                }
-            };
+            let stmt = take_kept(c, sql, types, false)?;
             let result = c.select(&stmt, None, args).and_then(f);
             KEPT.with(|k| k.borrow_mut().insert(sql, stmt));
             result
@@ -83,6 +94,21 @@ fn with_kept<R>(
             format!("engram: catalog read failed: {e}"),
         )
     })
+}
+
+/// Run the kept plan of the write `sql` with `args`, as the extension's
+/// owner: a statement run once per row (an insert of `insert_many`) is
+/// parsed and planned once per backend, not once per row.
+pub fn write_kept(what: &str, sql: &'static str, types: &[PgBuiltInOids], args: &[pgrx::datum::DatumWithOid<'_>]) {
+    as_owner(|| {
+        Spi::connect_mut(|c| {
+            let stmt = take_kept(c, sql, types, true)?;
+            let result = c.update(&stmt, None, args).map(|_| ());
+            KEPT.with(|k| k.borrow_mut().insert(sql, stmt));
+            result
+        })
+    })
+    .unwrap_or_else(|e| user_error(Code::ERRCODE_INTERNAL_ERROR, format!("engram: {what} failed: {e}")))
 }
 
 const FIND: &str = "SELECT dim, uid, watermark, settings, engram.privilege_of(name, $2, $3::regrole) \

@@ -124,12 +124,26 @@ fn unsigned_max(t: &FixedType) -> u64 {
     }
 }
 
-/// `base + delta` for a fixed column of scalar kind `kind` and width
-/// `width`, as carried bits; integers saturate at the column's bounds.
+/// `a + d` held within ±`max`, as integer adds saturate: a sum of finite
+/// values never becomes infinite (non-finite operands keep IEEE rules).
+fn saturating_float(a: f64, d: f64, max: f64) -> f64 {
+    let sum = a + d;
+    if a.is_finite() && d.is_finite() {
+        sum.clamp(-max, max)
+    } else {
+        sum
+    }
+}
+
+/// `base + delta` for a fixed column of type `t`, as carried bits; integers
+/// and floats saturate at the column's bounds.
 pub(crate) fn add_bits(t: &FixedType, base: u64, delta: &Value) -> u64 {
     match (t, delta) {
-        (FixedType::F32, Value::Float(d)) => u64::from(((f32::from_bits(base as u32) as f64 + d) as f32).to_bits()),
-        (FixedType::F64, Value::Float(d)) => (f64::from_bits(base) + d).to_bits(),
+        (FixedType::F32, Value::Float(d)) => {
+            let a = f64::from(f32::from_bits(base as u32));
+            u64::from((saturating_float(a, *d, f64::from(f32::MAX)) as f32).to_bits())
+        }
+        (FixedType::F64, Value::Float(d)) => saturating_float(f64::from_bits(base), *d, f64::MAX).to_bits(),
         (_, Value::UInt(d)) if t.scalar() == ScalarKind::Unsigned => base.saturating_add(*d).min(unsigned_max(t)),
         (_, Value::Int(d)) => match t.scalar() {
             ScalarKind::Unsigned => {
@@ -166,6 +180,21 @@ mod tests {
         assert_eq!(
             add_bits(&FixedType::I32, i64::from(i32::MAX) as u64, &Value::Int(1)) as i64,
             i64::from(i32::MAX)
+        );
+        // Floats saturate too: finite adds never reach infinity.
+        let big = u64::from(f32::MAX.to_bits());
+        assert_eq!(
+            f32::from_bits(add_bits(&FixedType::F32, big, &Value::Float(1e38)) as u32),
+            f32::MAX
+        );
+        let low = u64::from((-f32::MAX).to_bits());
+        assert_eq!(
+            f32::from_bits(add_bits(&FixedType::F32, low, &Value::Float(-1e38)) as u32),
+            -f32::MAX
+        );
+        assert_eq!(
+            f64::from_bits(add_bits(&FixedType::F64, f64::MAX.to_bits(), &Value::Float(f64::MAX))),
+            f64::MAX
         );
         let half = u64::from(0.5f32.to_bits());
         assert_eq!(

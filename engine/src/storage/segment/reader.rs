@@ -397,6 +397,16 @@ impl Segment {
                 "row ids section missing or of the wrong length",
             ));
         }
+        // O(1) at open (opening must not cost more with more rows): the ids
+        // end where the header says; `verify` checks every step between.
+        let ids = seg.ids();
+        if rows > 0 && (ids.first() != Some(&min_id) || ids.last() != Some(&max_id)) {
+            return Err(corrupt(
+                &seg.path,
+                seg.offset_of(seg.ids),
+                "row ids do not run from the header's first id to its last",
+            ));
+        }
         let mut want = 1;
         for (c, col) in schema.columns().iter().enumerate() {
             let expected = parts_of(&col.kind, schema.unique().map(|u| u.0 as usize) == Some(c));
@@ -547,6 +557,9 @@ impl Segment {
 
     /// Check every part's checksum.
     pub fn verify(&self) -> Result<()> {
+        if self.ids().windows(2).any(|w| w[0] >= w[1]) {
+            return Err(corrupt(&self.path, self.offset_of(self.ids), "row ids do not increase"));
+        }
         for (i, e) in self.entries.iter().enumerate() {
             if let Some(crc) = e.crc {
                 if crc32fast::hash(self.bytes_of(i as u32)) != crc {
