@@ -9,7 +9,8 @@
 //! - [`kernels`]: distance kernels and int8 quantization;
 //! - [`storage`]: stores of tables with schemas: WAL, memtable, segments,
 //!   manifest, updates, merge, snapshots;
-//! - [`index`]: nearest-neighbour search over a table's key columns.
+//! - [`index`]: nearest-neighbour search over a table's key columns;
+//! - [`text`]: the tokenizer that generation writes with.
 //!
 //! ```
 //! use engram::storage::{Dim, KeySpec, Row, Schema, Store, StoreOptions};
@@ -35,5 +36,6 @@ pub mod error;
 pub mod index;
 pub mod kernels;
 pub mod storage;
+pub mod text;
 
 pub use error::{Error, Result};
