@@ -10,7 +10,8 @@
 //! - [`storage`]: stores of tables with schemas: WAL, memtable, segments,
 //!   manifest, updates, merge, snapshots;
 //! - [`index`]: nearest-neighbour search over a table's key columns;
-//! - [`text`]: the tokenizer that generation writes with.
+//! - [`text`]: tokens, embeddings, the vocabulary and positions;
+//! - [`generate`]: generation by retrieval (so far: context keys).
 //!
 //! ```
 //! use engram::storage::{Dim, KeySpec, Row, Schema, Store, StoreOptions};
@@ -33,6 +34,7 @@ compile_error!(
 
 pub mod derived;
 pub mod error;
+pub mod generate;
 pub mod index;
 pub mod kernels;
 pub mod storage;

@@ -1,0 +1,277 @@
+//! Pattern levels: for each context length `r`, a table of every distinct
+//! context of `r` tokens seen in the learned text, keyed for nearest-
+//! neighbour search by [`ContextKeyer`], found exactly by [`context_hash`]
+//! (its unique column), with the counts of the tokens that followed it (a
+//! sparse distribution, merged into by each new occurrence: an upsert, so a
+//! context's row — and the id that traces point to — never changes) and
+//! where it was first seen (document and position).
+//!
+//! Learning is online: [`Levels::learn`] adds a document's patterns to every
+//! level in one atomic write, whatever was learned before.
+
+use std::collections::HashMap;
+
+use super::context::{context_hash, ContextKeyer};
+use crate::error::{Error, Result};
+use crate::storage::Sparse;
+use crate::storage::{
+    Dim, FixedCol, FixedType, KeyCol, KeySpec, Row, Schema, Snapshot, SparseCol, SparseKind, Store, TableId, Value,
+    WriteBatch,
+};
+use crate::text::vocab::TokenId;
+
+/// The default context lengths.
+pub const DEFAULT_LENGTHS: [usize; 6] = [1, 2, 3, 4, 6, 8];
+
+/// One level's table and columns.
+#[derive(Clone, Debug)]
+pub struct Level {
+    /// Its context length.
+    pub r: usize,
+    /// Its table (`level_<r>`).
+    pub table: TableId,
+    key: KeyCol,
+    hash: FixedCol<u64>,
+    next: SparseCol,
+    doc: FixedCol<u64>,
+    pos: FixedCol<u64>,
+}
+
+/// A stored context: its row, where it was first seen, and what followed it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pattern {
+    /// The row (stable).
+    pub id: u64,
+    /// Document and token position of its first occurrence.
+    pub doc: u64,
+    /// See `doc`.
+    pub pos: u64,
+    /// (next token, count), by token id.
+    pub next: Vec<(TokenId, u32)>,
+}
+
+fn level_schema(dim: u32) -> Result<Schema> {
+    Schema::builder()
+        .key("key", KeySpec::new(Dim::new(dim)?))
+        .fixed("hash", FixedType::U64)
+        .sparse("next", SparseKind::Counts)
+        .fixed("doc", FixedType::U64)
+        .fixed("pos", FixedType::U64)
+        .unique("hash")
+        .build()
+}
+
+/// The pattern levels of a store.
+pub struct Levels {
+    keyer: ContextKeyer,
+    levels: Vec<Level>,
+}
+
+impl Levels {
+    /// The levels of context lengths `lengths` (each 1 to the keyer's
+    /// `max_r`, no repeats) in `store`, created where missing, keyed by
+    /// `keyer` (whose dimension is the embeddings').
+    pub fn open_or_create(store: &Store, keyer: ContextKeyer, dim: usize, lengths: &[usize]) -> Result<Levels> {
+        let dim32 = u32::try_from(dim).map_err(|_| Error::InvalidArgument(format!("dimension {dim}")))?;
+        let schema = level_schema(dim32)?;
+        let mut seen = std::collections::HashSet::new();
+        let mut levels = Vec::new();
+        for &r in lengths {
+            if r == 0 || r > keyer.max_r() || !seen.insert(r) {
+                return Err(Error::InvalidArgument(format!(
+                    "context length {r}: lengths must be 1 to {} and distinct",
+                    keyer.max_r()
+                )));
+            }
+            let name = format!("level_{r}");
+            let table = match store.table(&name) {
+                Ok(t) => t,
+                Err(Error::NoSuchTable(_)) => store.create_table(&name, schema.clone())?,
+                Err(e) => return Err(e),
+            };
+            if *store.schema(table)? != schema {
+                return Err(Error::InvalidArgument(format!(
+                    "table {name} is not a pattern level of dimension {dim}"
+                )));
+            }
+            levels.push(Level {
+                r,
+                table,
+                key: schema.key("key")?,
+                hash: schema.fixed("hash")?,
+                next: schema.sparse("next")?,
+                doc: schema.fixed("doc")?,
+                pos: schema.fixed("pos")?,
+            });
+        }
+        Ok(Levels { keyer, levels })
+    }
+
+    /// The levels, shortest context first as given.
+    pub fn levels(&self) -> &[Level] {
+        &self.levels
+    }
+
+    /// Learn document `doc`: `tokens` with the embedding of each. For every
+    /// level `r` and position `i >= r`, the context `tokens[i-r..i]` gains
+    /// one count of `tokens[i]`; a context new to the level is stored with
+    /// its key and first position. One atomic write; returns the patterns
+    /// (occurrences) counted.
+    pub fn learn(&self, store: &Store, doc: u64, tokens: &[TokenId], embeddings: &[&[f32]]) -> Result<usize> {
+        if tokens.len() != embeddings.len() {
+            return Err(Error::InvalidArgument(format!(
+                "{} tokens but {} embeddings",
+                tokens.len(),
+                embeddings.len()
+            )));
+        }
+        let next_id =
+            |t: TokenId| u32::try_from(t.0).map_err(|_| Error::InvalidArgument(format!("token id {} past u32", t.0)));
+        let mut b = WriteBatch::new();
+        let mut counted = 0;
+        for l in &self.levels {
+            let schema = store.schema(l.table)?;
+            // Each distinct context once per document: its counts summed here.
+            let mut order: Vec<(u64, usize)> = Vec::new();
+            let mut counts: HashMap<u64, HashMap<u32, u32>> = HashMap::new();
+            for i in l.r..tokens.len() {
+                let h = context_hash(&tokens[i - l.r..i]);
+                let c = counts.entry(h).or_default();
+                if c.is_empty() {
+                    order.push((h, i));
+                }
+                *c.entry(next_id(tokens[i])?).or_default() += 1;
+                counted += 1;
+            }
+            for (h, i) in order {
+                let next = Sparse::counts(counts[&h].iter().map(|(&t, &n)| (t, n)));
+                let row = Row::new(&schema)
+                    .with(l.key, self.keyer.key(&embeddings[i - l.r..i]))
+                    .with(l.hash, h)
+                    .with(l.next, next.clone())
+                    .with(l.doc, doc)
+                    .with(l.pos, i as u64);
+                b.upsert(l.table, row, vec![l.next.merge(next)]);
+            }
+        }
+        store.write(b)?;
+        Ok(counted)
+    }
+
+    /// The stored pattern of the exact context `context` at the level of
+    /// its length, if any.
+    pub fn exact(&self, snap: &Snapshot, context: &[TokenId]) -> Result<Option<Pattern>> {
+        let Some(l) = self.levels.iter().find(|l| l.r == context.len()) else {
+            return Err(Error::InvalidArgument(format!(
+                "no level of context length {}",
+                context.len()
+            )));
+        };
+        let t = snap.table(l.table)?;
+        let Some(id) = t.find(&Value::UInt(context_hash(context)))? else {
+            return Ok(None);
+        };
+        let Some(row) = t.get(id) else { return Ok(None) };
+        let next = row.sparse(l.next)?;
+        Ok(Some(Pattern {
+            id: id.0,
+            doc: row.get(l.doc),
+            pos: row.get(l.pos),
+            next: (0..next.len())
+                .map(|i| (TokenId(u64::from(next.ids[i])), next.weight(i) as u32))
+                .collect(),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::StoreOptions;
+    use crate::text::embed::{Embedder, HashedNgrams};
+    use crate::text::{tokenize, Vocabulary};
+    use std::sync::Arc;
+
+    struct Corpus {
+        vocab: Vocabulary,
+        levels: Levels,
+        embed: Arc<dyn Embedder>,
+    }
+
+    fn corpus(store: &Store) -> Corpus {
+        let embed: Arc<dyn Embedder> = Arc::new(HashedNgrams::new(32).unwrap());
+        let vocab = Vocabulary::open_or_create(store, embed.clone()).unwrap();
+        let keyer = ContextKeyer::new(32, 8, 0.8, 11).unwrap();
+        let levels = Levels::open_or_create(store, keyer, 32, &[1, 2, 3]).unwrap();
+        Corpus { vocab, levels, embed }
+    }
+
+    fn learn(c: &Corpus, store: &Store, doc: u64, text: &str) -> Vec<TokenId> {
+        let words: Vec<&str> = tokenize(text).map(|t| t.text).collect();
+        let ids = c.vocab.learn(store, &words).unwrap();
+        let embs: Vec<Vec<f32>> = words.iter().map(|w| c.embed.embed(w)).collect();
+        let refs: Vec<&[f32]> = embs.iter().map(|e| e.as_slice()).collect();
+        c.levels.learn(store, doc, &ids, &refs).unwrap();
+        ids
+    }
+
+    #[test]
+    fn counts_follow_the_text_and_merge_across_documents_and_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        let ids = {
+            let store = Store::create(&path, StoreOptions::default()).unwrap();
+            let c = corpus(&store);
+            // tokens: dog _ bites _ man _ man _ bites _ dog
+            let ids = learn(&c, &store, 1, "dog bites man man bites dog");
+            let snap = store.snapshot().unwrap();
+            let (dog, sp, bites, man) = (ids[0], ids[1], ids[2], ids[4]);
+            // After "bites": a space, twice.
+            let p = c.levels.exact(&snap, &[bites]).unwrap().unwrap();
+            assert_eq!(p.next, vec![(sp, 2)]);
+            assert_eq!((p.doc, p.pos), (1, 3), "first seen at token 3 of document 1");
+            // "dog bites" and "man bites" (with their spaces) are different contexts.
+            let a = c.levels.exact(&snap, &[dog, sp, bites]).unwrap().unwrap();
+            let b = c.levels.exact(&snap, &[man, sp, bites]).unwrap().unwrap();
+            assert_ne!(a.id, b.id);
+            assert_eq!(
+                c.levels
+                    .exact(&snap, &[man, sp])
+                    .unwrap()
+                    .unwrap()
+                    .next
+                    .iter()
+                    .map(|x| x.1)
+                    .sum::<u32>(),
+                2
+            );
+            assert_eq!(c.levels.exact(&snap, &[dog, dog]).unwrap(), None);
+            // A second document adds to the same rows.
+            learn(&c, &store, 2, "bites man");
+            let snap = store.snapshot().unwrap();
+            let p2 = c.levels.exact(&snap, &[bites]).unwrap().unwrap();
+            assert_eq!(
+                (p2.id, p2.next.clone()),
+                (p.id, vec![(sp, 3)]),
+                "same row, one more count"
+            );
+            ids
+        };
+        let store = Store::open(&path, StoreOptions::default()).unwrap();
+        let c = corpus(&store);
+        let snap = store.snapshot().unwrap();
+        let (sp, bites, man) = (ids[1], ids[2], ids[4]);
+        // " bites" is followed by a space twice in document 1; document 2
+        // starts with "bites", so it adds none.
+        let p = c.levels.exact(&snap, &[sp, bites]).unwrap().unwrap();
+        assert_eq!(p.next, vec![(sp, 2)]);
+        assert_eq!(c.levels.exact(&snap, &[bites]).unwrap().unwrap().next, vec![(sp, 3)]);
+        let after_man = c.levels.exact(&snap, &[man]).unwrap().unwrap();
+        assert_eq!(
+            after_man.next,
+            vec![(sp, 2)],
+            "the last 'man' of document 2 has no follower"
+        );
+        assert!(c.levels.exact(&snap, &[man; 4]).is_err(), "no level of length 4");
+    }
+}
