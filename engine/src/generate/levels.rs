@@ -172,15 +172,20 @@ impl Levels {
             return Ok(None);
         };
         let Some(row) = t.get(id) else { return Ok(None) };
+        self.pattern_of(l, &row).map(Some)
+    }
+
+    /// The pattern stored in `row` of level `l`.
+    pub(crate) fn pattern_of(&self, l: &Level, row: &crate::storage::RowView<'_>) -> Result<Pattern> {
         let next = row.sparse(l.next)?;
-        Ok(Some(Pattern {
-            id: id.0,
+        Ok(Pattern {
+            id: row.id().0,
             doc: row.get(l.doc),
             pos: row.get(l.pos),
             next: (0..next.len())
                 .map(|i| (TokenId(u64::from(next.ids[i])), next.weight(i) as u32))
                 .collect(),
-        }))
+        })
     }
 }
 
