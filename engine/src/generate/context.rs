@@ -12,26 +12,13 @@
 //! the nearest token counts most. The key's norm is ε-guarded (a context of
 //! zero embeddings keys to the zero vector).
 //!
-//! The permutations come from SplitMix64 written out here rather than from
-//! a random-number crate: stored keys must be reproducible by every later
-//! build, and a crate may change its generator between versions.
+//! The permutations come from [`SplitMix`](super::rng::SplitMix): stored
+//! keys must be reproducible by every later build.
 
+use super::rng::SplitMix;
 use crate::error::{Error, Result};
 use crate::text::position::PREFIX_EPSILON;
 use crate::text::vocab::TokenId;
-
-/// SplitMix64 (Steele, Lea and Flood), the seed's stream.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-}
 
 /// One offset's signed permutation: coordinate `c` of the input goes to
 /// `to[c]`, times `sign[c]`.

@@ -5,12 +5,17 @@
 //! tokens, and the hash that finds the exact context in O(1); [`levels`]
 //! keeps the patterns of each context length in a table of the store, with
 //! their next-token counts; [`retrieve`] predicts one level's next token
-//! from the stored contexts nearest to the current one.
+//! from the stored contexts nearest to the current one; [`decode`] chooses
+//! the next token (greedy, temperature, top-k, top-p, repetition penalty,
+//! seeded).
 
 pub mod context;
+pub mod decode;
 pub mod levels;
 pub mod retrieve;
+mod rng;
 
 pub use context::{context_hash, ContextKeyer};
+pub use decode::{Sampler, Sampling};
 pub use levels::{Level, Levels, Pattern, DEFAULT_LENGTHS};
 pub use retrieve::{Neighbour, Retrieved};
