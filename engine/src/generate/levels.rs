@@ -18,7 +18,7 @@ use crate::storage::{
     Dim, FixedCol, FixedType, KeyCol, KeySpec, Row, Schema, Snapshot, SparseCol, SparseKind, Store, TableId, Value,
     WriteBatch,
 };
-use crate::text::vocab::TokenId;
+use crate::text::vocab::{TokenId, Vocabulary};
 
 /// The default context lengths.
 pub const DEFAULT_LENGTHS: [usize; 6] = [1, 2, 3, 4, 6, 8];
@@ -33,6 +33,7 @@ pub struct Level {
     key: KeyCol,
     hash: FixedCol<u64>,
     next: SparseCol,
+    cont: SparseCol,
     doc: FixedCol<u64>,
     pos: FixedCol<u64>,
 }
@@ -48,6 +49,11 @@ pub struct Pattern {
     pub pos: u64,
     /// (next token, count), by token id.
     pub next: Vec<(TokenId, u32)>,
+    /// (next token, continuation count): of the distinct contexts of the
+    /// next longer level that end with this one, how many were followed by
+    /// the token (Kneser-Ney's counts for a lower order). Empty at the
+    /// longest level.
+    pub cont: Vec<(TokenId, u32)>,
 }
 
 fn level_schema(dim: u32) -> Result<Schema> {
@@ -55,6 +61,7 @@ fn level_schema(dim: u32) -> Result<Schema> {
         .key("key", KeySpec::new(Dim::new(dim)?))
         .fixed("hash", FixedType::U64)
         .sparse("next", SparseKind::Counts)
+        .sparse("cont", SparseKind::Counts)
         .fixed("doc", FixedType::U64)
         .fixed("pos", FixedType::U64)
         .unique("hash")
@@ -100,14 +107,16 @@ impl Levels {
                 key: schema.key("key")?,
                 hash: schema.fixed("hash")?,
                 next: schema.sparse("next")?,
+                cont: schema.sparse("cont")?,
                 doc: schema.fixed("doc")?,
                 pos: schema.fixed("pos")?,
             });
         }
+        levels.sort_by_key(|l| l.r);
         Ok(Levels { keyer, levels })
     }
 
-    /// The levels, shortest context first as given.
+    /// The levels, shortest context first.
     pub fn levels(&self) -> &[Level] {
         &self.levels
     }
@@ -115,9 +124,18 @@ impl Levels {
     /// Learn document `doc`: `tokens` with the embedding of each. For every
     /// level `r` and position `i >= r`, the context `tokens[i-r..i]` gains
     /// one count of `tokens[i]`; a context new to the level is stored with
-    /// its key and first position. One atomic write; returns the patterns
-    /// (occurrences) counted.
-    pub fn learn(&self, store: &Store, doc: u64, tokens: &[TokenId], embeddings: &[&[f32]]) -> Result<usize> {
+    /// its key and first position. A (context, token) pair new to a level
+    /// also raises the continuation count of that token at the context's
+    /// suffix one level down (in `vocab` for the shortest level). One
+    /// atomic write; returns the patterns (occurrences) counted.
+    pub fn learn(
+        &self,
+        store: &Store,
+        vocab: &Vocabulary,
+        doc: u64,
+        tokens: &[TokenId],
+        embeddings: &[&[f32]],
+    ) -> Result<usize> {
         if tokens.len() != embeddings.len() {
             return Err(Error::InvalidArgument(format!(
                 "{} tokens but {} embeddings",
@@ -127,32 +145,79 @@ impl Levels {
         }
         let next_id =
             |t: TokenId| u32::try_from(t.0).map_err(|_| Error::InvalidArgument(format!("token id {} past u32", t.0)));
-        let mut b = WriteBatch::new();
+        let snap = store.snapshot()?;
+        // Per level: each distinct context's first position and counts.
+        type Counts = HashMap<u64, (usize, HashMap<u32, u32>)>;
+        let mut per_level: Vec<(Vec<u64>, Counts)> = Vec::with_capacity(self.levels.len());
         let mut counted = 0;
         for l in &self.levels {
-            let schema = store.schema(l.table)?;
-            // Each distinct context once per document: its counts summed here.
-            let mut order: Vec<(u64, usize)> = Vec::new();
-            let mut counts: HashMap<u64, HashMap<u32, u32>> = HashMap::new();
+            let (mut order, mut counts): (Vec<u64>, Counts) = (Vec::new(), HashMap::new());
             for i in l.r..tokens.len() {
                 let h = context_hash(&tokens[i - l.r..i]);
-                let c = counts.entry(h).or_default();
-                if c.is_empty() {
-                    order.push((h, i));
-                }
-                *c.entry(next_id(tokens[i])?).or_default() += 1;
+                let c = counts.entry(h).or_insert_with(|| {
+                    order.push(h);
+                    (i, HashMap::new())
+                });
+                *c.1.entry(next_id(tokens[i])?).or_default() += 1;
                 counted += 1;
             }
-            for (h, i) in order {
-                let next = Sparse::counts(counts[&h].iter().map(|(&t, &n)| (t, n)));
-                let row = Row::new(&schema)
-                    .with(l.key, self.keyer.key(&embeddings[i - l.r..i]))
-                    .with(l.hash, h)
-                    .with(l.next, next.clone())
-                    .with(l.doc, doc)
-                    .with(l.pos, i as u64);
-                b.upsert(l.table, row, vec![l.next.merge(next)]);
+            per_level.push((order, counts));
+        }
+        // Continuation counts: each (context, token) pair new to level j
+        // counts once for the context's suffix at level j - 1.
+        let mut cont: Vec<HashMap<u64, HashMap<u32, u32>>> = vec![HashMap::new(); self.levels.len()];
+        let mut vocab_cont: HashMap<u32, u64> = HashMap::new();
+        for (j, l) in self.levels.iter().enumerate() {
+            let t = snap.table(l.table)?;
+            let (order, counts) = &per_level[j];
+            for h in order {
+                let (i, next) = &counts[h];
+                let stored = match t.find(&Value::UInt(*h))? {
+                    Some(id) => t
+                        .get(id)
+                        .map(|r| r.sparse(l.next).map(|s| s.ids.to_vec()))
+                        .transpose()?,
+                    None => None,
+                };
+                for &w in next.keys() {
+                    if stored.as_ref().is_some_and(|ids| ids.binary_search(&w).is_ok()) {
+                        continue;
+                    }
+                    match j.checked_sub(1) {
+                        Some(down) => {
+                            let r = self.levels[down].r;
+                            let suffix = context_hash(&tokens[i - r..*i]);
+                            *cont[down].entry(suffix).or_default().entry(w).or_default() += 1;
+                        }
+                        None => *vocab_cont.entry(w).or_default() += 1,
+                    }
+                }
             }
+        }
+        let mut b = WriteBatch::new();
+        for (j, l) in self.levels.iter().enumerate() {
+            let schema = store.schema(l.table)?;
+            let (order, counts) = &per_level[j];
+            for h in order {
+                let (i, next) = &counts[h];
+                let next = Sparse::counts(next.iter().map(|(&t, &n)| (t, n)));
+                let c = Sparse::counts(cont[j].get(h).into_iter().flatten().map(|(&t, &n)| (t, n)));
+                let row = Row::new(&schema)
+                    .with(l.key, self.keyer.key(&embeddings[i - l.r..*i]))
+                    .with(l.hash, *h)
+                    .with(l.next, next.clone())
+                    .with(l.cont, c.clone())
+                    .with(l.doc, doc)
+                    .with(l.pos, *i as u64);
+                let mut on_conflict = vec![l.next.merge(next)];
+                if !c.ids.is_empty() {
+                    on_conflict.push(l.cont.merge(c));
+                }
+                b.upsert(l.table, row, on_conflict);
+            }
+        }
+        for (w, n) in vocab_cont {
+            vocab.add_continuation(&mut b, TokenId(u64::from(w)), n);
         }
         store.write(b)?;
         Ok(counted)
@@ -177,14 +242,17 @@ impl Levels {
 
     /// The pattern stored in `row` of level `l`.
     pub(crate) fn pattern_of(&self, l: &Level, row: &crate::storage::RowView<'_>) -> Result<Pattern> {
-        let next = row.sparse(l.next)?;
+        let pairs = |s: crate::storage::SparseRef<'_>| -> Vec<(TokenId, u32)> {
+            (0..s.len())
+                .map(|i| (TokenId(u64::from(s.ids[i])), s.weight(i) as u32))
+                .collect()
+        };
         Ok(Pattern {
             id: row.id().0,
             doc: row.get(l.doc),
             pos: row.get(l.pos),
-            next: (0..next.len())
-                .map(|i| (TokenId(u64::from(next.ids[i])), next.weight(i) as u32))
-                .collect(),
+            next: pairs(row.sparse(l.next)?),
+            cont: pairs(row.sparse(l.cont)?),
         })
     }
 }
@@ -216,7 +284,7 @@ mod tests {
         let ids = c.vocab.learn(store, &words).unwrap();
         let embs: Vec<Vec<f32>> = words.iter().map(|w| c.embed.embed(w)).collect();
         let refs: Vec<&[f32]> = embs.iter().map(|e| e.as_slice()).collect();
-        c.levels.learn(store, doc, &ids, &refs).unwrap();
+        c.levels.learn(store, &c.vocab, doc, &ids, &refs).unwrap();
         ids
     }
 

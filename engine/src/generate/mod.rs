@@ -7,15 +7,18 @@
 //! their next-token counts; [`retrieve`] predicts one level's next token
 //! from the stored contexts nearest to the current one; [`decode`] chooses
 //! the next token (greedy, temperature, top-k, top-p, repetition penalty,
-//! seeded).
+//! seeded); [`smooth`] gives the exact statistics smoothed as interpolated
+//! Kneser-Ney.
 
 pub mod context;
 pub mod decode;
 pub mod levels;
 pub mod retrieve;
 mod rng;
+pub mod smooth;
 
 pub use context::{context_hash, ContextKeyer};
 pub use decode::{Sampler, Sampling};
 pub use levels::{Level, Levels, Pattern, DEFAULT_LENGTHS};
 pub use retrieve::{Neighbour, Retrieved};
+pub use smooth::Smoothing;

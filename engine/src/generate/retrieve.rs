@@ -129,7 +129,7 @@ mod tests {
         let ids = vocab.learn(&store, &words).unwrap();
         let embs: Vec<Vec<f32>> = words.iter().map(|w| embed.embed(w)).collect();
         let refs: Vec<&[f32]> = embs.iter().map(|e| e.as_slice()).collect();
-        levels.learn(&store, 0, &ids, &refs).unwrap();
+        levels.learn(&store, &vocab, 0, &ids, &refs).unwrap();
         let snap = store.snapshot().unwrap();
         let level = &levels.levels()[0];
         let keyer = ContextKeyer::new(64, 4, 0.8, 5).unwrap();

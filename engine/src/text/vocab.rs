@@ -32,6 +32,9 @@ pub struct TokenInfo {
     pub count: u64,
     /// Its weight.
     pub weight: f32,
+    /// Its continuation count: how many distinct contexts of the shortest
+    /// pattern level it has followed (what Kneser-Ney's lowest order uses).
+    pub cont: u64,
 }
 
 /// The vocabulary of a store (tables `vocab` and `vocab_embedder`).
@@ -56,6 +59,7 @@ pub struct Vocabulary {
     text: TextCol,
     count: FixedCol<u64>,
     weight: FixedCol<f32>,
+    cont: FixedCol<u64>,
 }
 
 /// The weight a token starts with.
@@ -71,6 +75,7 @@ fn vocab_schema(dim: usize) -> Result<Schema> {
         .text("token")
         .fixed("count", FixedType::U64)
         .fixed("weight", FixedType::F32)
+        .fixed("cont", FixedType::U64)
         .unique("token")
         .build()
 }
@@ -124,6 +129,7 @@ impl Vocabulary {
             text: schema.text("token")?,
             count: schema.fixed("count")?,
             weight: schema.fixed("weight")?,
+            cont: schema.fixed("cont")?,
             embedder,
         })
     }
@@ -169,6 +175,21 @@ impl Vocabulary {
         Ok(tokens.iter().map(|t| ids[t]).collect())
     }
 
+    /// Add `n` to the continuation count of token `id` (the distinct
+    /// shortest contexts it has followed), in batch `b`.
+    pub(crate) fn add_continuation(&self, b: &mut WriteBatch, id: TokenId, n: u64) {
+        b.update(self.table, RowId(id.0), vec![self.cont.add(n)]);
+    }
+
+    /// Every token with its continuation count, in id order.
+    pub fn continuations(&self, snap: &Snapshot) -> Result<Vec<(TokenId, u64)>> {
+        Ok(snap
+            .table(self.table)?
+            .rows()
+            .map(|r| (TokenId(r.id().0), r.get(self.cont)))
+            .collect())
+    }
+
     /// The id of `token`, if learned.
     pub fn id(&self, snap: &Snapshot, token: &str) -> Result<Option<TokenId>> {
         Ok(snap
@@ -185,6 +206,7 @@ impl Vocabulary {
             text: r.text(self.text)?.into_owned(),
             count: r.get(self.count),
             weight: r.get(self.weight),
+            cont: r.get(self.cont),
         }))
     }
 
@@ -259,7 +281,8 @@ mod tests {
             TokenInfo {
                 text: "the".into(),
                 count: 3,
-                weight: 1.0
+                weight: 1.0,
+                cont: 0
             }
         );
         assert_eq!(v.get(&snap, dog).unwrap().unwrap().count, 2);
