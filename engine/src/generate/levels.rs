@@ -116,6 +116,11 @@ impl Levels {
         Ok(Levels { keyer, levels })
     }
 
+    /// The keyer of the levels' context keys.
+    pub fn keyer(&self) -> &ContextKeyer {
+        &self.keyer
+    }
+
     /// The levels, shortest context first.
     pub fn levels(&self) -> &[Level] {
         &self.levels

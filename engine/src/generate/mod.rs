@@ -8,11 +8,12 @@
 //! from the stored contexts nearest to the current one; [`decode`] chooses
 //! the next token (greedy, temperature, top-k, top-p, repetition penalty,
 //! seeded); [`smooth`] gives the exact statistics smoothed as interpolated
-//! Kneser-Ney.
+//! Kneser-Ney; [`predict`] adds retrieval to them, level by level.
 
 pub mod context;
 pub mod decode;
 pub mod levels;
+pub mod predict;
 pub mod retrieve;
 mod rng;
 pub mod smooth;
@@ -20,5 +21,6 @@ pub mod smooth;
 pub use context::{context_hash, ContextKeyer};
 pub use decode::{Sampler, Sampling};
 pub use levels::{Level, Levels, Pattern, DEFAULT_LENGTHS};
+pub use predict::{Mixing, Prediction};
 pub use retrieve::{Neighbour, Retrieved};
 pub use smooth::Smoothing;
