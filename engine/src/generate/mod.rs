@@ -17,6 +17,8 @@ pub mod predict;
 pub mod retrieve;
 mod rng;
 pub mod smooth;
+#[cfg(test)]
+mod testing;
 
 pub use context::{context_hash, ContextKeyer};
 pub use decode::{Sampler, Sampling};

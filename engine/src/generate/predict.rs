@@ -115,27 +115,20 @@ impl Levels {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::generate::ContextKeyer;
-    use crate::storage::{Store, StoreOptions};
-    use crate::text::embed::{Embedder, HashedNgrams};
-    use std::sync::Arc;
+    use crate::generate::testing::Corpus;
 
     #[test]
     fn retrieval_adds_to_the_exact_statistics_by_the_formula() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::create(dir.path().join("s"), StoreOptions::default()).unwrap();
-        let embed: Arc<dyn Embedder> = Arc::new(HashedNgrams::new(32).unwrap());
-        let vocab = Vocabulary::open_or_create(&store, embed.clone()).unwrap();
-        let levels = Levels::open_or_create(&store, ContextKeyer::new(32, 4, 0.8, 2).unwrap(), 32, &[1, 2]).unwrap();
+        let mut c = Corpus::new(32, &[1, 2], 2);
         let words: Vec<&str> = "the cat sat on the mat and the cat ran to the hat".split(' ').collect();
-        let ids = vocab.learn(&store, &words).unwrap();
-        let embs: Vec<Vec<f32>> = words.iter().map(|w| embed.embed(w)).collect();
+        let ids = c.learn(&words);
+        let embs = c.embeddings(&words);
         let refs: Vec<&[f32]> = embs.iter().map(|e| e.as_slice()).collect();
-        levels.learn(&store, &vocab, 0, &ids, &refs).unwrap();
-        let snap = store.snapshot().unwrap();
+        let (vocab, levels) = (&c.vocab, &c.levels);
+        let snap = c.store.snapshot().unwrap();
         let (hist, hemb) = (&ids[..5], &refs[..5]); // "the cat sat on the"
         let s = Smoothing::default();
-        let exact = levels.smoothed(&snap, &vocab, hist, s).unwrap();
+        let exact = levels.smoothed(&snap, vocab, hist, s).unwrap();
         let get = |d: &[(TokenId, f64)], t: TokenId| d.iter().find(|x| x.0 == t).map_or(0.0, |x| x.1);
 
         // alpha 0: the exact statistics, unchanged.
@@ -143,7 +136,7 @@ mod tests {
             alpha: 0.0,
             ..Mixing::default()
         };
-        let p0 = levels.predict(&snap, &vocab, hist, hemb, s, &none).unwrap();
+        let p0 = levels.predict(&snap, vocab, hist, hemb, s, &none).unwrap();
         for &(t, q) in &exact {
             assert!((get(&p0.dist, t) - q).abs() < 1e-12);
         }
@@ -154,7 +147,7 @@ mod tests {
             beta: 0.5,
             ..Mixing::default()
         };
-        let p = levels.predict(&snap, &vocab, hist, hemb, s, &mix).unwrap();
+        let p = levels.predict(&snap, vocab, hist, hemb, s, &mix).unwrap();
         let raw: Vec<f64> = p
             .levels
             .iter()
@@ -176,7 +169,7 @@ mod tests {
         assert!(levels
             .predict(
                 &snap,
-                &vocab,
+                vocab,
                 hist,
                 hemb,
                 s,

@@ -111,28 +111,19 @@ impl Levels {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::generate::testing::Corpus;
     use crate::generate::ContextKeyer;
-    use crate::storage::{Store, StoreOptions};
-    use crate::text::embed::{Embedder, HashedNgrams};
-    use crate::text::Vocabulary;
-    use std::sync::Arc;
 
     #[test]
     fn the_exact_context_leads_and_similar_ones_fill_in() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::create(dir.path().join("s"), StoreOptions::default()).unwrap();
-        let embed: Arc<dyn Embedder> = Arc::new(HashedNgrams::new(64).unwrap());
-        let vocab = Vocabulary::open_or_create(&store, embed.clone()).unwrap();
-        let keyer = ContextKeyer::new(64, 4, 0.8, 5).unwrap();
-        let levels = Levels::open_or_create(&store, keyer, 64, &[2]).unwrap();
+        let mut c = Corpus::new(64, &[2], 5);
         let words = ["a", "b", "c", "a", "b", "d", "x", "y", "z"];
-        let ids = vocab.learn(&store, &words).unwrap();
-        let embs: Vec<Vec<f32>> = words.iter().map(|w| embed.embed(w)).collect();
-        let refs: Vec<&[f32]> = embs.iter().map(|e| e.as_slice()).collect();
-        levels.learn(&store, &vocab, 0, &ids, &refs).unwrap();
-        let snap = store.snapshot().unwrap();
+        let ids = c.learn(&words);
+        let embs = c.embeddings(&words);
+        let (embed, levels) = (&c.embed, &c.levels);
+        let snap = c.store.snapshot().unwrap();
         let level = &levels.levels()[0];
-        let keyer = ContextKeyer::new(64, 4, 0.8, 5).unwrap();
+        let keyer = ContextKeyer::new(64, 8, 0.8, 5).unwrap();
         let (a, b, c, d) = (ids[0], ids[1], ids[2], ids[5]);
 
         // The stored context (a, b): found with similarity 1, and with a

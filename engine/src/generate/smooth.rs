@@ -101,11 +101,8 @@ impl Levels {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::generate::ContextKeyer;
-    use crate::storage::{Store, StoreOptions};
-    use crate::text::embed::{Embedder, HashedNgrams};
+    use crate::generate::testing::Corpus;
     use std::collections::HashSet;
-    use std::sync::Arc;
 
     /// Interpolated Kneser-Ney computed from the token lists alone, as the
     /// textbook defines it: an independent reference.
@@ -181,23 +178,15 @@ mod tests {
 
     #[test]
     fn matches_textbook_kneser_ney_and_sums_to_one() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::create(dir.path().join("s"), StoreOptions::default()).unwrap();
-        let embed: Arc<dyn Embedder> = Arc::new(HashedNgrams::new(16).unwrap());
-        let vocab = Vocabulary::open_or_create(&store, embed.clone()).unwrap();
         let lengths = [1, 2, 3];
-        let levels = Levels::open_or_create(&store, ContextKeyer::new(16, 4, 0.8, 1).unwrap(), 16, &lengths).unwrap();
+        let mut c = Corpus::new(16, &lengths, 1);
         let texts = ["a b a c a b d a b a c", "b a c a b b a c d d a", "c a b a"];
-        let mut docs = Vec::new();
-        for (n, t) in texts.iter().enumerate() {
-            let words: Vec<&str> = t.split(' ').collect();
-            let ids = vocab.learn(&store, &words).unwrap();
-            let embs: Vec<Vec<f32>> = words.iter().map(|w| embed.embed(w)).collect();
-            let refs: Vec<&[f32]> = embs.iter().map(|e| e.as_slice()).collect();
-            levels.learn(&store, &vocab, n as u64, &ids, &refs).unwrap();
-            docs.push(ids.iter().map(|i| i.0).collect::<Vec<u64>>());
-        }
-        let snap = store.snapshot().unwrap();
+        let docs: Vec<Vec<u64>> = texts
+            .iter()
+            .map(|t| c.learn(&t.split(' ').collect::<Vec<_>>()).iter().map(|i| i.0).collect())
+            .collect();
+        let (vocab, levels) = (&c.vocab, &c.levels);
+        let snap = c.store.snapshot().unwrap();
         let all: Vec<u64> = vocab.continuations(&snap).unwrap().iter().map(|x| x.0 .0).collect();
         let s = Smoothing::default();
         let histories: Vec<Vec<u64>> = vec![
@@ -209,7 +198,7 @@ mod tests {
         ];
         for h in &histories {
             let hist: Vec<TokenId> = h.iter().map(|&x| TokenId(x)).collect();
-            let got = levels.smoothed(&snap, &vocab, &hist, s).unwrap();
+            let got = levels.smoothed(&snap, vocab, &hist, s).unwrap();
             let want = reference(&docs, &lengths, h, &all, s);
             assert_eq!(got.len(), all.len());
             for (t, p) in &got {
@@ -226,7 +215,7 @@ mod tests {
         assert!(levels
             .smoothed(
                 &snap,
-                &vocab,
+                vocab,
                 &[],
                 Smoothing {
                     discount: 1.0,
