@@ -8,10 +8,12 @@
 //! from the stored contexts nearest to the current one; [`decode`] chooses
 //! the next token (greedy, temperature, top-k, top-p, repetition penalty,
 //! seeded); [`smooth`] gives the exact statistics smoothed as interpolated
-//! Kneser-Ney; [`predict`] adds retrieval to them, level by level.
+//! Kneser-Ney; [`predict`] adds retrieval to them, level by level;
+//! [`generator`] writes from a prompt, every token traced.
 
 pub mod context;
 pub mod decode;
+pub mod generator;
 pub mod levels;
 pub mod predict;
 pub mod retrieve;
@@ -22,6 +24,7 @@ mod testing;
 
 pub use context::{context_hash, ContextKeyer};
 pub use decode::{Sampler, Sampling};
+pub use generator::{trace, GeneratedToken, Request, TraceEntry};
 pub use levels::{Level, Levels, Pattern, DEFAULT_LENGTHS};
 pub use predict::{Mixing, Prediction};
 pub use retrieve::{Neighbour, Retrieved};

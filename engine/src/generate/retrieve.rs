@@ -4,7 +4,7 @@
 //! their normalized next-token distributions. Its entropy tells how sure
 //! the level is (what mixing levels weighs by, l2s-transformer §11).
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use super::levels::{Level, Levels, Pattern};
 use crate::error::{Error, Result};
@@ -83,7 +83,8 @@ impl Levels {
             .map(|n| ((f64::from(n.sim) - top) / f64::from(tau)).exp())
             .collect();
         let z: f64 = exps.iter().sum();
-        let mut mass: HashMap<TokenId, f64> = HashMap::new();
+        // Ordered, so that sums (and so seeded draws) are the same on every run.
+        let mut mass: BTreeMap<TokenId, f64> = BTreeMap::new();
         for (n, e) in neighbours.iter_mut().zip(&exps) {
             n.weight = e / z;
             let total: f64 = n.pattern.next.iter().map(|&(_, c)| f64::from(c)).sum();
