@@ -8,7 +8,7 @@
 use super::decode::{Sampler, Sampling};
 use super::levels::Levels;
 use super::predict::{Mixing, Prediction};
-use super::smooth::Smoothing;
+use super::smooth::{Order0, Smoothing};
 use crate::error::{Error, Result};
 use crate::storage::Snapshot;
 use crate::text::embed::Embedder;
@@ -136,11 +136,13 @@ impl Levels {
             }
         }
         let mut sampler = Sampler::new(req.sampling.clone())?;
+        // The same for every step: read once, not once per token.
+        let base = Order0::read(snap, vocab, req.smoothing)?;
         let (mut out, mut text): (Vec<GeneratedToken>, String) = (Vec::new(), String::new());
         for _ in 0..req.max_tokens {
             let from = ids.len().saturating_sub(longest);
             let refs: Vec<&[f32]> = embs[from..].iter().map(|e| e.as_slice()).collect();
-            let p = self.predict(snap, vocab, &ids[from..], &refs, req.smoothing, &req.mixing)?;
+            let p = self.predict_from(snap, &base, &ids[from..], &refs, req.smoothing, &req.mixing)?;
             let recent = &ids[ids.len().saturating_sub(req.penalty_window)..];
             let Some(id) = sampler.pick(&p.dist, recent) else { break };
             let Some(info) = vocab.get(snap, id)? else { break };

@@ -177,15 +177,10 @@ impl Levels {
             let (order, counts) = &per_level[j];
             for h in order {
                 let (i, next) = &counts[h];
-                let stored = match t.find(&Value::UInt(*h))? {
-                    Some(id) => t
-                        .get(id)
-                        .map(|r| r.sparse(l.next).map(|s| s.ids.to_vec()))
-                        .transpose()?,
-                    None => None,
-                };
+                let row = t.find(&Value::UInt(*h))?.and_then(|id| t.get(id));
+                let stored = row.map(|r| r.sparse(l.next)).transpose()?;
                 for &w in next.keys() {
-                    if stored.as_ref().is_some_and(|ids| ids.binary_search(&w).is_ok()) {
+                    if stored.as_ref().is_some_and(|s| s.ids.binary_search(&w).is_ok()) {
                         continue;
                     }
                     match j.checked_sub(1) {

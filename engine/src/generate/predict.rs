@@ -14,7 +14,7 @@ use std::collections::HashMap;
 
 use super::levels::Levels;
 use super::retrieve::Retrieved;
-use super::smooth::Smoothing;
+use super::smooth::{Order0, Smoothing};
 use crate::error::{Error, Result};
 use crate::storage::Snapshot;
 use crate::text::vocab::{TokenId, Vocabulary};
@@ -72,6 +72,20 @@ impl Levels {
         smoothing: Smoothing,
         mixing: &Mixing,
     ) -> Result<Prediction> {
+        let base = Order0::read(snap, vocab, smoothing)?;
+        self.predict_from(snap, &base, history, embeddings, smoothing, mixing)
+    }
+
+    /// [`Levels::predict`] on an order-0 distribution already read.
+    pub(crate) fn predict_from(
+        &self,
+        snap: &Snapshot,
+        base: &Order0,
+        history: &[TokenId],
+        embeddings: &[&[f32]],
+        smoothing: Smoothing,
+        mixing: &Mixing,
+    ) -> Result<Prediction> {
         let m = mixing;
         let pis_ok =
             m.pi.is_empty() || (m.pi.len() == self.levels().len() && m.pi.iter().all(|p| p.is_finite() && *p >= 0.0));
@@ -83,7 +97,7 @@ impl Levels {
         if history.len() != embeddings.len() {
             return Err(Error::InvalidArgument("one embedding per history token".into()));
         }
-        let exact = self.smoothed(snap, vocab, history, smoothing)?;
+        let exact = self.smoothed_from(snap, base, history, smoothing)?;
         let mut levels = Vec::new();
         for (j, l) in self.levels().iter().enumerate() {
             if history.len() < l.r {

@@ -40,6 +40,32 @@ impl Default for Smoothing {
     }
 }
 
+/// Order 0 of the smoothing: every token's `(1 - g) N(. w) / N(. .) + g / V`.
+pub(crate) struct Order0(HashMap<TokenId, f64>);
+
+impl Order0 {
+    /// Read from the vocabulary's continuation counts in `snap` (checking `s`).
+    pub(crate) fn read(snap: &Snapshot, vocab: &Vocabulary, s: Smoothing) -> Result<Order0> {
+        if !(s.discount > 0.0 && s.discount < 1.0 && (0.0..1.0).contains(&s.floor)) {
+            return Err(Error::InvalidArgument(format!(
+                "smoothing: discount {} must lie in (0, 1) and floor {} in [0, 1)",
+                s.discount, s.floor
+            )));
+        }
+        let base = vocab.continuations(snap)?;
+        let v = base.len() as f64;
+        let total: f64 = base.iter().map(|&(_, c)| c as f64).sum();
+        Ok(Order0(
+            base.iter()
+                .map(|&(t, c)| {
+                    let cont = if total > 0.0 { c as f64 / total } else { 1.0 / v };
+                    (t, (1.0 - s.floor) * cont + s.floor / v)
+                })
+                .collect(),
+        ))
+    }
+}
+
 impl Levels {
     /// The smoothed next-token distribution after `history` (see the module
     /// documentation), over every token of `vocab`, most probable first
@@ -51,25 +77,22 @@ impl Levels {
         history: &[TokenId],
         s: Smoothing,
     ) -> Result<Vec<(TokenId, f64)>> {
-        if !(s.discount > 0.0 && s.discount < 1.0 && (0.0..1.0).contains(&s.floor)) {
-            return Err(Error::InvalidArgument(format!(
-                "smoothing: discount {} must lie in (0, 1) and floor {} in [0, 1)",
-                s.discount, s.floor
-            )));
-        }
-        let base = vocab.continuations(snap)?;
-        if base.is_empty() {
+        self.smoothed_from(snap, &Order0::read(snap, vocab, s)?, history, s)
+    }
+
+    /// [`Levels::smoothed`] on an order-0 distribution already read (it is
+    /// the same for every step of one generation over one snapshot).
+    pub(crate) fn smoothed_from(
+        &self,
+        snap: &Snapshot,
+        base: &Order0,
+        history: &[TokenId],
+        s: Smoothing,
+    ) -> Result<Vec<(TokenId, f64)>> {
+        if base.0.is_empty() {
             return Ok(Vec::new());
         }
-        let v = base.len() as f64;
-        let total: f64 = base.iter().map(|&(_, c)| c as f64).sum();
-        let mut p: HashMap<TokenId, f64> = base
-            .iter()
-            .map(|&(t, c)| {
-                let cont = if total > 0.0 { c as f64 / total } else { 1.0 / v };
-                (t, (1.0 - s.floor) * cont + s.floor / v)
-            })
-            .collect();
+        let mut p = base.0.clone();
         let top = self.levels().len();
         for (j, l) in self.levels().iter().enumerate() {
             if history.len() < l.r {

@@ -8,7 +8,7 @@
 //! thread: the engine state and the writer role.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -226,7 +226,6 @@ struct Signal {
     /// (work due, stop)
     state: Mutex<(bool, bool)>,
     wake: Condvar,
-    stopping: AtomicBool,
 }
 
 impl Merger {
@@ -254,7 +253,6 @@ impl Merger {
 
     /// Stop the thread once the merge it runs (if any) ends, and wait for it.
     pub(super) fn stop(&self) {
-        self.signal.stopping.store(true, Ordering::Release);
         self.signal.state.lock().1 = true;
         self.signal.wake.notify_one();
         if let Some(t) = self.thread.lock().take() {
@@ -311,7 +309,7 @@ fn merge_loop(signal: &Signal, core: &Core) {
             }
             st.0 = false;
         }
-        let stopping = || signal.stopping.load(Ordering::Acquire);
+        let stopping = || signal.state.lock().1;
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             run_from_thread(core, &mut own, &stopping)
         }));
