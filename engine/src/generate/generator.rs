@@ -7,8 +7,9 @@
 
 use super::decode::{Sampler, Sampling};
 use super::levels::Levels;
-use super::predict::{Mixing, Prediction};
-use super::smooth::{Order0, Smoothing};
+use super::predict::{History, Order0, Params, Prediction};
+use super::smooth::Base;
+use super::strategy::Strategy;
 use crate::error::{Error, Result};
 use crate::storage::Snapshot;
 use crate::text::embed::Embedder;
@@ -40,6 +41,10 @@ pub struct GeneratedToken {
     pub text: String,
     /// Its probability under the prediction it was drawn from.
     pub prob: f64,
+    /// The strategy of its step.
+    pub strategy: Strategy,
+    /// The step's confidence, `exp(-energy)`.
+    pub confidence: f64,
     /// The patterns that retrieval weighed for it, largest share first.
     pub trace: Vec<TraceEntry>,
 }
@@ -53,10 +58,6 @@ pub struct Request {
     pub stop: Vec<String>,
     /// How each token is drawn.
     pub sampling: Sampling,
-    /// The exact statistics' smoothing.
-    pub smoothing: Smoothing,
-    /// How retrieval is mixed in.
-    pub mixing: Mixing,
     /// Tokens generated recently that the repetition penalty looks at.
     pub penalty_window: usize,
 }
@@ -67,8 +68,6 @@ impl Default for Request {
             max_tokens: 32,
             stop: Vec::new(),
             sampling: Sampling::default(),
-            smoothing: Smoothing::default(),
-            mixing: Mixing::default(),
             penalty_window: 16,
         }
     }
@@ -76,9 +75,9 @@ impl Default for Request {
 
 /// The trace of `token` in `p`: each retrieved pattern's share of its
 /// probability, largest first.
-pub fn trace(p: &Prediction, alpha: f64, token: TokenId) -> Vec<TraceEntry> {
+pub fn trace(p: &Prediction, token: TokenId) -> Vec<TraceEntry> {
     let mut out = Vec::new();
-    for (r, w, got) in &p.levels {
+    for (w, got) in &p.levels {
         for n in &got.neighbours {
             let total: f64 = n.pattern.next.iter().map(|&(_, c)| f64::from(c)).sum();
             let c = n
@@ -89,11 +88,11 @@ pub fn trace(p: &Prediction, alpha: f64, token: TokenId) -> Vec<TraceEntry> {
                 .map_or(0.0, |x| f64::from(x.1));
             if total > 0.0 && c > 0.0 {
                 out.push(TraceEntry {
-                    level: *r,
+                    level: got.r,
                     doc: n.pattern.doc,
                     pos: n.pattern.pos,
                     sim: n.sim,
-                    share: alpha * w * n.weight * c / total,
+                    share: p.alpha * w * n.weight * c / total,
                 });
             }
         }
@@ -103,14 +102,33 @@ pub fn trace(p: &Prediction, alpha: f64, token: TokenId) -> Vec<TraceEntry> {
 }
 
 impl Levels {
-    /// Continue `prompt`: tokens learned before (in `vocab`) extend the
-    /// history; a prompt token never learned has no id, so the history
-    /// restarts after it. Returns the generated tokens.
+    /// Continue `prompt` under `params`: tokens learned before (in
+    /// `vocab`) extend the history; a prompt token never learned has no id,
+    /// so the history restarts after it. Only learned tokens are generated.
+    /// Returns the generated tokens.
     pub fn generate(
         &self,
         snap: &Snapshot,
         vocab: &Vocabulary,
         embedder: &dyn Embedder,
+        params: &Params,
+        prompt: &str,
+        req: &Request,
+    ) -> Result<Vec<GeneratedToken>> {
+        params.checked(self.levels().len())?;
+        let base = Base::read(snap, vocab)?;
+        self.generate_from(snap, vocab, &base, embedder, params, prompt, req)
+    }
+
+    /// [`Levels::generate`] on an order-0 base already read.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn generate_from(
+        &self,
+        snap: &Snapshot,
+        vocab: &Vocabulary,
+        base: &Base,
+        embedder: &dyn Embedder,
+        params: &Params,
         prompt: &str,
         req: &Request,
     ) -> Result<Vec<GeneratedToken>> {
@@ -121,9 +139,11 @@ impl Levels {
             )));
         }
         let longest = self.levels().last().map_or(0, |l| l.r);
+        let mut pos = 0u64;
         let mut ids: Vec<TokenId> = Vec::new();
         let mut embs: Vec<Vec<f32>> = Vec::new();
         for t in tokenize(prompt) {
+            pos += 1;
             match vocab.id(snap, t.text)? {
                 Some(id) => {
                     ids.push(id);
@@ -137,28 +157,44 @@ impl Levels {
         }
         let mut sampler = Sampler::new(req.sampling.clone())?;
         // The same for every step: read once, not once per token.
-        let base = Order0::read(snap, vocab, req.smoothing)?;
+        let order0 = Order0::new(base, params.discount);
         let (mut out, mut text): (Vec<GeneratedToken>, String) = (Vec::new(), String::new());
         for _ in 0..req.max_tokens {
             let from = ids.len().saturating_sub(longest);
             let refs: Vec<&[f32]> = embs[from..].iter().map(|e| e.as_slice()).collect();
-            let p = self.predict_from(snap, &base, &ids[from..], &refs, req.smoothing, &req.mixing)?;
+            let p = self
+                .gather(
+                    snap,
+                    None,
+                    params,
+                    History {
+                        tokens: &ids[from..],
+                        embeddings: &refs,
+                        pos,
+                    },
+                    false,
+                )?
+                .predict(self, params);
+            let (dist, _) = p.dist(&order0);
             let recent = &ids[ids.len().saturating_sub(req.penalty_window)..];
-            let Some(id) = sampler.pick(&p.dist, recent) else { break };
+            let Some(id) = sampler.pick(&dist, recent) else { break };
             let Some(info) = vocab.get(snap, id)? else { break };
-            let prob = p.dist.iter().find(|x| x.0 == id).map_or(0.0, |x| x.1);
+            let prob = dist.iter().find(|x| x.0 == id).map_or(0.0, |x| x.1);
             text.push_str(&info.text);
             if req.stop.iter().any(|s| !s.is_empty() && text.contains(s.as_str())) {
                 break;
             }
             out.push(GeneratedToken {
                 id,
-                trace: trace(&p, req.mixing.alpha, id),
+                trace: trace(&p, id),
                 prob,
+                strategy: p.strategy,
+                confidence: p.confidence,
                 text: info.text.clone(),
             });
             embs.push(embedder.embed(&info.text));
             ids.push(id);
+            pos += 1;
         }
         Ok(out)
     }
@@ -186,7 +222,7 @@ mod tests {
         };
         let got = c
             .levels
-            .generate(&snap, &c.vocab, &*c.embed, "the quick brown", &req)
+            .generate(&snap, &c.vocab, &*c.embed, &Params::default(), "the quick brown", &req)
             .unwrap();
         let text: String = got.iter().map(|t| t.text.as_str()).collect();
         assert_eq!(
@@ -210,8 +246,14 @@ mod tests {
             },
             ..Request::default()
         };
-        let a = c.levels.generate(&snap, &c.vocab, &*c.embed, "the", &hot).unwrap();
-        let b = c.levels.generate(&snap, &c.vocab, &*c.embed, "the", &hot).unwrap();
+        let a = c
+            .levels
+            .generate(&snap, &c.vocab, &*c.embed, &Params::default(), "the", &hot)
+            .unwrap();
+        let b = c
+            .levels
+            .generate(&snap, &c.vocab, &*c.embed, &Params::default(), "the", &hot)
+            .unwrap();
         assert_eq!(a, b);
         let stop = Request {
             stop: vec!["lazy".into()],
@@ -219,7 +261,7 @@ mod tests {
         };
         let s: String = c
             .levels
-            .generate(&snap, &c.vocab, &*c.embed, "the quick brown", &stop)
+            .generate(&snap, &c.vocab, &*c.embed, &Params::default(), "the quick brown", &stop)
             .unwrap()
             .iter()
             .map(|t| t.text.as_str())
@@ -231,6 +273,7 @@ mod tests {
                 &snap,
                 &c.vocab,
                 &*c.embed,
+                &Params::default(),
                 "x",
                 &Request {
                     max_tokens: 1 << 20,

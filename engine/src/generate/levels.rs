@@ -9,9 +9,8 @@
 //! Learning is online: [`Levels::learn`] adds a document's patterns to every
 //! level in one atomic write, whatever was learned before.
 
-use std::collections::HashMap;
-
 use super::context::{context_hash, ContextKeyer};
+use super::overlay::Overlay;
 use crate::error::{Error, Result};
 use crate::storage::Sparse;
 use crate::storage::{
@@ -43,6 +42,8 @@ pub struct Level {
 pub struct Pattern {
     /// The row (stable).
     pub id: u64,
+    /// Its context's hash ([`context_hash`]).
+    pub hash: u64,
     /// Document and token position of its first occurrence.
     pub doc: u64,
     /// See `doc`.
@@ -131,8 +132,9 @@ impl Levels {
     /// one count of `tokens[i]`; a context new to the level is stored with
     /// its key and first position. A (context, token) pair new to a level
     /// also raises the continuation count of that token at the context's
-    /// suffix one level down (in `vocab` for the shortest level). One
-    /// atomic write; returns the patterns (occurrences) counted.
+    /// suffix one level down (in `vocab` for the shortest level): the
+    /// counting is [`Overlay::observe`]'s. One atomic write; returns the
+    /// patterns (occurrences) counted.
     pub fn learn(
         &self,
         store: &Store,
@@ -148,76 +150,40 @@ impl Levels {
                 embeddings.len()
             )));
         }
-        let next_id =
-            |t: TokenId| u32::try_from(t.0).map_err(|_| Error::InvalidArgument(format!("token id {} past u32", t.0)));
+        if let Some(t) = tokens.iter().find(|t| u32::try_from(t.0).is_err()) {
+            return Err(Error::InvalidArgument(format!("token id {} past u32", t.0)));
+        }
         let snap = store.snapshot()?;
-        // Per level: each distinct context's first position and counts.
-        type Counts = HashMap<u64, (usize, HashMap<u32, u32>)>;
-        let mut per_level: Vec<(Vec<u64>, Counts)> = Vec::with_capacity(self.levels.len());
-        let mut counted = 0;
-        for l in &self.levels {
-            let (mut order, mut counts): (Vec<u64>, Counts) = (Vec::new(), HashMap::new());
-            for i in l.r..tokens.len() {
-                let h = context_hash(&tokens[i - l.r..i]);
-                let c = counts.entry(h).or_insert_with(|| {
-                    order.push(h);
-                    (i, HashMap::new())
-                });
-                *c.1.entry(next_id(tokens[i])?).or_default() += 1;
-                counted += 1;
-            }
-            per_level.push((order, counts));
+        let mut overlay = Overlay::new(self);
+        for i in 0..tokens.len() {
+            overlay.observe(self, &snap, tokens, i, 1)?;
         }
-        // Continuation counts: each (context, token) pair new to level j
-        // counts once for the context's suffix at level j - 1.
-        let mut cont: Vec<HashMap<u64, HashMap<u32, u32>>> = vec![HashMap::new(); self.levels.len()];
-        let mut vocab_cont: HashMap<u32, u64> = HashMap::new();
-        for (j, l) in self.levels.iter().enumerate() {
-            let t = snap.table(l.table)?;
-            let (order, counts) = &per_level[j];
-            for h in order {
-                let (i, next) = &counts[h];
-                let row = t.find(&Value::UInt(*h))?.and_then(|id| t.get(id));
-                let stored = row.map(|r| r.sparse(l.next)).transpose()?;
-                for &w in next.keys() {
-                    if stored.as_ref().is_some_and(|s| s.ids.binary_search(&w).is_ok()) {
-                        continue;
-                    }
-                    match j.checked_sub(1) {
-                        Some(down) => {
-                            let r = self.levels[down].r;
-                            let suffix = context_hash(&tokens[i - r..*i]);
-                            *cont[down].entry(suffix).or_default().entry(w).or_default() += 1;
-                        }
-                        None => *vocab_cont.entry(w).or_default() += 1,
-                    }
-                }
-            }
-        }
+        let counted = self.levels.iter().map(|l| tokens.len().saturating_sub(l.r)).sum();
+        let sparse = |m: &std::collections::BTreeMap<TokenId, i64>| {
+            Sparse::counts(m.iter().filter(|x| *x.1 > 0).map(|(t, &n)| (t.0 as u32, n as u32)))
+        };
         let mut b = WriteBatch::new();
         for (j, l) in self.levels.iter().enumerate() {
             let schema = store.schema(l.table)?;
-            let (order, counts) = &per_level[j];
-            for h in order {
-                let (i, next) = &counts[h];
-                let next = Sparse::counts(next.iter().map(|(&t, &n)| (t, n)));
-                let c = Sparse::counts(cont[j].get(h).into_iter().flatten().map(|(&t, &n)| (t, n)));
+            for (h, e) in overlay.entries(j) {
+                let next = sparse(&e.next);
+                let cont = sparse(&e.cont);
                 let row = Row::new(&schema)
-                    .with(l.key, self.keyer.key(&embeddings[i - l.r..*i]))
-                    .with(l.hash, *h)
+                    .with(l.key, self.keyer.key(&embeddings[e.first - l.r..e.first]))
+                    .with(l.hash, h)
                     .with(l.next, next.clone())
-                    .with(l.cont, c.clone())
+                    .with(l.cont, cont.clone())
                     .with(l.doc, doc)
-                    .with(l.pos, *i as u64);
+                    .with(l.pos, e.first as u64);
                 let mut on_conflict = vec![l.next.merge(next)];
-                if !c.ids.is_empty() {
-                    on_conflict.push(l.cont.merge(c));
+                if !cont.ids.is_empty() {
+                    on_conflict.push(l.cont.merge(cont));
                 }
                 b.upsert(l.table, row, on_conflict);
             }
         }
-        for (w, n) in vocab_cont {
-            vocab.add_continuation(&mut b, TokenId(u64::from(w)), n);
+        for (w, n) in overlay.vocab_conts() {
+            vocab.add_continuation(&mut b, w, n as u64);
         }
         store.write(b)?;
         Ok(counted)
@@ -249,6 +215,7 @@ impl Levels {
         };
         Ok(Pattern {
             id: row.id().0,
+            hash: row.get(l.hash),
             doc: row.get(l.doc),
             pos: row.get(l.pos),
             next: pairs(row.sparse(l.next)?),

@@ -15,10 +15,14 @@ pub mod context;
 pub mod decode;
 pub mod generator;
 pub mod levels;
+mod overlay;
 pub mod predict;
 pub mod retrieve;
 mod rng;
+pub mod score;
 pub mod smooth;
+pub mod spell;
+pub mod strategy;
 #[cfg(test)]
 mod testing;
 
@@ -26,6 +30,9 @@ pub use context::{context_hash, ContextKeyer};
 pub use decode::{Sampler, Sampling};
 pub use generator::{trace, GeneratedToken, Request, TraceEntry};
 pub use levels::{Level, Levels, Pattern, DEFAULT_LENGTHS};
-pub use predict::{Mixing, Prediction};
-pub use retrieve::{Neighbour, Retrieved};
-pub use smooth::Smoothing;
+pub use predict::{Params, Prediction};
+pub use retrieve::{Hit, Neighbour, Retrieved};
+pub use score::{Score, ScoreMode};
+pub use smooth::Smoothed;
+pub use spell::Speller;
+pub use strategy::{Strategies, Strategy, StrategyParams};

@@ -1,197 +1,408 @@
 //! One prediction step: the exact statistics (interpolated Kneser-Ney,
-//! [`Levels::smoothed`]) and what retrieval adds. Each level retrieves the
-//! stored contexts nearest to the history's ([`Levels::retrieve`]); the
-//! levels' distributions are mixed with weights proportional to
-//! `pi_r exp(-H_r / beta)` (a sure level — low entropy — counts more), and
-//! the mixture is interpolated with the exact statistics:
+//! [`Levels::smoothed`]) and what retrieval adds.
+//!
+//! Gathering ([`Levels::gather`]) reads what a step needs: the history's
+//! exact contexts, and each level's nearest stored contexts — probed with
+//! the balanced strategy, whose flatness gives the step's energy and so its
+//! strategy, searched again only when that strategy needs a larger `k` or
+//! `ef`. Predicting ([`Evidence::predict`]) mixes it under a [`Params`]:
+//! each level's retrieval ([`mix`]) is weighted by `pi_r exp(-H_r / beta)`
+//! (a sure level — low entropy — counts more) and the mixture is
+//! interpolated with the exact statistics,
 //!
 //! `P(w) = (1 - alpha) P_KN(w) + alpha P_retrieval(w)`,
 //!
-//! so retrieval adds to the exact counts instead of replacing them, and
-//! every learned token keeps a positive probability.
+//! `alpha` being the strategy's. Retrieval adds to the exact counts instead
+//! of replacing them, and every string keeps a positive probability.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::levels::Levels;
-use super::retrieve::Retrieved;
-use super::smooth::{Order0, Smoothing};
+use super::overlay::Overlay;
+use super::retrieve::{mix, Hit, Retrieved};
+use super::smooth::{check_discount, Base, Exact, DISCOUNT};
+use super::strategy::{energy, flatness, Strategies, Strategy};
 use crate::error::{Error, Result};
 use crate::storage::Snapshot;
-use crate::text::vocab::{TokenId, Vocabulary};
+use crate::text::vocab::TokenId;
 
-/// How retrieval is mixed in.
+/// Everything a prediction is computed with (what fitting tunes).
 #[derive(Clone, Debug, PartialEq)]
-pub struct Mixing {
-    /// Prior weight per level (`pi_r`, in the levels' order); empty: equal.
-    pub pi: Vec<f64>,
-    /// Entropy temperature `beta` (> 0).
+pub struct Params {
+    /// The absolute discount of the exact statistics, in (0, 1).
+    pub discount: f64,
+    /// Temperature of the level weights `exp(-H_r / beta)` (> 0).
     pub beta: f64,
-    /// Weight of retrieval against the exact statistics, in [0, 1].
-    pub alpha: f64,
-    /// Neighbours per level.
-    pub k: usize,
-    /// Softmax temperature of the neighbours' similarities.
-    pub tau: f32,
-    /// Graph search candidate list.
-    pub ef: usize,
+    /// Prior weight of each level, shortest first (empty: all 1).
+    pub pi: Vec<f64>,
+    /// The strategies and the strategy of each energy bin.
+    pub strategies: Strategies,
 }
 
-impl Default for Mixing {
+impl Default for Params {
     fn default() -> Self {
-        Mixing {
+        Params {
+            discount: DISCOUNT,
+            beta: 0.5,
             pi: Vec::new(),
-            beta: 1.0,
-            alpha: 0.3,
-            k: 8,
-            tau: 0.1,
-            ef: 64,
+            strategies: Strategies::default(),
         }
     }
 }
 
-/// A prediction, with what produced it.
+impl Params {
+    /// Check every parameter, for `levels` levels.
+    pub fn checked(&self, levels: usize) -> Result<&Params> {
+        check_discount(self.discount)?;
+        let pis_ok =
+            self.pi.is_empty() || (self.pi.len() == levels && self.pi.iter().all(|p| p.is_finite() && *p >= 0.0));
+        if !(self.beta.is_finite() && self.beta > 0.0 && pis_ok) {
+            return Err(Error::InvalidArgument(format!(
+                "beta {} must be positive and pi hold one non-negative weight per level ({levels}), not {:?}",
+                self.beta, self.pi
+            )));
+        }
+        self.strategies.checked()?;
+        Ok(self)
+    }
+}
+
+/// What a step predicts from: the tokens before the predicted one, the
+/// embeddings of (at least) the last `max_r` of them, and the predicted
+/// token's position.
+#[derive(Copy, Clone, Debug)]
+pub(crate) struct History<'a> {
+    pub tokens: &'a [TokenId],
+    pub embeddings: &'a [&'a [f32]],
+    pub pos: u64,
+}
+
+/// What one step gathered (see the module documentation).
+#[derive(Clone, Debug)]
+pub(crate) struct Evidence {
+    pub exact: Exact,
+    /// Per level that could retrieve: its index and what its search found.
+    pub hits: Vec<(usize, Vec<Hit>)>,
+    /// The step's energy.
+    pub energy: f64,
+    /// Token position of the predicted token.
+    pub pos: u64,
+}
+
+/// One step's prediction: its strategy, energy and confidence, each
+/// level's retrieval and weight, and the exact statistics.
 #[derive(Clone, Debug)]
 pub struct Prediction {
-    /// Next-token probabilities, most probable first (ties by id).
-    pub dist: Vec<(TokenId, f64)>,
-    /// Per level that could retrieve (the history is long enough): its
-    /// context length, its weight in the retrieval mixture, and what it
-    /// retrieved.
-    pub levels: Vec<(usize, f64, Retrieved)>,
+    /// The strategy the energy chose.
+    pub strategy: Strategy,
+    /// The step's energy (flatness of the probed similarities, in [0, 1]).
+    pub energy: f64,
+    /// `exp(-energy)`.
+    pub confidence: f64,
+    /// Retrieval's share beside the exact statistics.
+    pub alpha: f64,
+    /// Each level that retrieved: its weight in the retrieval mixture and
+    /// what it retrieved.
+    pub levels: Vec<(f64, Retrieved)>,
+    exact: Exact,
+    discount: f64,
 }
 
 impl Levels {
-    /// Predict the token after `history` (token ids, with the embedding of
-    /// each for the context keys).
-    pub fn predict(
+    /// Gather a step (see the module documentation) after `history`. With
+    /// `wide`, each level is
+    /// searched once with the largest `k` and `ef` of any strategy, so that
+    /// any parameters can be evaluated on the result (fitting).
+    pub(crate) fn gather(
         &self,
         snap: &Snapshot,
-        vocab: &Vocabulary,
-        history: &[TokenId],
-        embeddings: &[&[f32]],
-        smoothing: Smoothing,
-        mixing: &Mixing,
-    ) -> Result<Prediction> {
-        let base = Order0::read(snap, vocab, smoothing)?;
-        self.predict_from(snap, &base, history, embeddings, smoothing, mixing)
-    }
-
-    /// [`Levels::predict`] on an order-0 distribution already read.
-    pub(crate) fn predict_from(
-        &self,
-        snap: &Snapshot,
-        base: &Order0,
-        history: &[TokenId],
-        embeddings: &[&[f32]],
-        smoothing: Smoothing,
-        mixing: &Mixing,
-    ) -> Result<Prediction> {
-        let m = mixing;
-        let pis_ok =
-            m.pi.is_empty() || (m.pi.len() == self.levels().len() && m.pi.iter().all(|p| p.is_finite() && *p >= 0.0));
-        if !(m.beta.is_finite() && m.beta > 0.0 && (0.0..=1.0).contains(&m.alpha) && pis_ok) {
-            return Err(Error::InvalidArgument(format!(
-                "mixing: beta > 0, 0 <= alpha <= 1 and one non-negative pi per level are required, not {m:?}"
-            )));
+        overlay: Option<&Overlay>,
+        params: &Params,
+        history: History<'_>,
+        wide: bool,
+    ) -> Result<Evidence> {
+        let History {
+            tokens: history,
+            embeddings,
+            pos,
+        } = history;
+        if embeddings.len() > history.len() {
+            return Err(Error::InvalidArgument("more embeddings than history tokens".into()));
         }
-        if history.len() != embeddings.len() {
-            return Err(Error::InvalidArgument("one embedding per history token".into()));
-        }
-        let exact = self.smoothed_from(snap, base, history, smoothing)?;
-        let mut levels = Vec::new();
+        let exact = self.exact_counts(snap, overlay, history)?;
+        let st = &params.strategies;
+        let probe = *st.probe();
+        let (k, ef) = if wide {
+            (
+                st.params.iter().map(|p| p.k).max().unwrap_or(probe.k),
+                st.params.iter().map(|p| p.ef).max().unwrap_or(probe.ef),
+            )
+        } else {
+            (probe.k, probe.ef)
+        };
+        let mut keys = Vec::new();
+        let mut hits = Vec::new();
+        let mut flat = Vec::new();
         for (j, l) in self.levels().iter().enumerate() {
-            if history.len() < l.r {
-                continue;
+            if embeddings.len() < l.r {
+                break;
             }
             let key = self.keyer().key(&embeddings[embeddings.len() - l.r..]);
-            let r = self.retrieve(snap, l, &key, m.k, m.tau, m.ef)?;
-            if r.dist.is_empty() {
+            let h = self.search_level(snap, overlay, j, &key, k, ef)?;
+            if !h.is_empty() {
+                let sims: Vec<f32> = h.iter().take(probe.k).map(|x| x.sim).collect();
+                flat.push(flatness(&sims));
+            }
+            keys.push(key);
+            hits.push((j, h));
+        }
+        let energy = energy(&flat);
+        let chosen = st.of(st.pick(energy));
+        if !wide && (chosen.k > probe.k || chosen.ef > probe.ef) {
+            for ((j, h), key) in hits.iter_mut().zip(&keys) {
+                let r = self.levels()[*j].r;
+                *h = if chosen.max_r == 0 || r <= chosen.max_r {
+                    self.search_level(snap, overlay, *j, key, chosen.k, chosen.ef)?
+                } else {
+                    Vec::new()
+                };
+            }
+        }
+        Ok(Evidence {
+            exact,
+            hits,
+            energy,
+            pos,
+        })
+    }
+}
+
+impl Evidence {
+    /// The prediction under `params` for `levels`.
+    pub(crate) fn predict(&self, levels: &Levels, params: &Params) -> Prediction {
+        let strategy = params.strategies.pick(self.energy);
+        let sp = params.strategies.of(strategy);
+        let mut out = Vec::new();
+        for (j, hits) in &self.hits {
+            let r = levels.levels()[*j].r;
+            if hits.is_empty() || (sp.max_r > 0 && r > sp.max_r) {
                 continue;
             }
-            let pi = m.pi.get(j).copied().unwrap_or(1.0);
-            levels.push((l.r, pi * (-r.entropy / m.beta).exp(), r));
+            let got = mix(r, hits, sp, self.pos);
+            let pi = params.pi.get(*j).copied().unwrap_or(1.0);
+            out.push((pi * (-got.entropy / params.beta).exp(), got));
         }
-        let z: f64 = levels.iter().map(|x| x.1).sum();
-        let alpha = if z > 0.0 { m.alpha } else { 0.0 };
-        let mut p: HashMap<TokenId, f64> = exact.into_iter().map(|(t, q)| (t, (1.0 - alpha) * q)).collect();
-        for (_, w, r) in levels.iter_mut() {
-            *w /= if z > 0.0 { z } else { 1.0 };
-            for &(t, q) in &r.dist {
-                *p.entry(t).or_insert(0.0) += alpha * *w * q;
-            }
+        let z: f64 = out.iter().map(|x| x.0).sum();
+        let alpha = if z > 0.0 { sp.alpha } else { 0.0 };
+        for x in out.iter_mut() {
+            x.0 = if z > 0.0 { x.0 / z } else { 0.0 };
         }
-        let mut dist: Vec<(TokenId, f64)> = p.into_iter().collect();
-        dist.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        Ok(Prediction { dist, levels })
+        Prediction {
+            strategy,
+            energy: self.energy,
+            confidence: (-self.energy).exp(),
+            alpha,
+            levels: out,
+            exact: self.exact.clone(),
+            discount: params.discount,
+        }
+    }
+}
+
+/// Order 0 read once for many steps over one snapshot: every learned
+/// token's `P_0`, most probable first, and the mass left to strings never
+/// learned.
+pub(crate) struct Order0 {
+    sorted: Vec<(TokenId, f64)>,
+    p0: HashMap<TokenId, f64>,
+    unknown: f64,
+}
+
+impl Order0 {
+    /// From `base`, at discount `d`.
+    pub fn new(base: &Base, d: f64) -> Order0 {
+        let (sorted, unknown) = base.all(d);
+        Order0 {
+            p0: sorted.iter().copied().collect(),
+            sorted,
+            unknown,
+        }
+    }
+}
+
+impl Prediction {
+    /// What retrieval gives `w` (before `alpha`).
+    pub fn retrieval(&self, w: TokenId) -> f64 {
+        self.levels.iter().map(|(v, got)| v * got.prob(w)).sum()
+    }
+
+    /// The probability of `w`, whose order-0 probability is `p0`.
+    pub fn prob(&self, p0: f64, w: TokenId) -> f64 {
+        (1.0 - self.alpha) * self.exact.prob(p0, w, self.discount) + self.alpha * self.retrieval(w)
+    }
+
+    /// Every learned token's probability, most probable first (ties by
+    /// id), and the probability of a string never learned. Tokens no
+    /// level counted and no neighbour followed share one factor of their
+    /// `P_0`, so the list is a merge of the few that did with `order0`'s
+    /// order, not a sort of the vocabulary.
+    pub(crate) fn dist(&self, order0: &Order0) -> (Vec<(TokenId, f64)>, f64) {
+        let d = self.discount;
+        let mut head: HashSet<TokenId> = self.exact.tokens().collect();
+        for (_, got) in &self.levels {
+            head.extend(got.dist.iter().map(|x| x.0));
+        }
+        let mut first: Vec<(TokenId, f64)> = head
+            .iter()
+            .map(|&t| (t, self.prob(order0.p0.get(&t).copied().unwrap_or(0.0), t)))
+            .collect();
+        first.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        let tail = (1.0 - self.alpha) * self.exact.backoff(d);
+        let mut rest = order0
+            .sorted
+            .iter()
+            .filter(|x| !head.contains(&x.0))
+            .map(|&(t, p)| (t, tail * p))
+            .peekable();
+        let mut out = Vec::with_capacity(order0.sorted.len());
+        let mut first = first.into_iter().peekable();
+        loop {
+            let take_first = match (first.peek(), rest.peek()) {
+                (Some(a), Some(b)) => a.1 > b.1 || (a.1 == b.1 && a.0 < b.0),
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => break,
+            };
+            out.extend(if take_first { first.next() } else { rest.next() });
+        }
+        (out, tail * order0.unknown)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::generate::rng::SplitMix;
     use crate::generate::testing::Corpus;
+    use crate::text::tokenize;
+
+    fn words(s: &str) -> Vec<&str> {
+        tokenize(s).map(|t| t.text).collect()
+    }
 
     #[test]
-    fn retrieval_adds_to_the_exact_statistics_by_the_formula() {
-        let mut c = Corpus::new(32, &[1, 2], 2);
-        let words: Vec<&str> = "the cat sat on the mat and the cat ran to the hat".split(' ').collect();
-        let ids = c.learn(&words);
-        let embs = c.embeddings(&words);
-        let refs: Vec<&[f32]> = embs.iter().map(|e| e.as_slice()).collect();
-        let (vocab, levels) = (&c.vocab, &c.levels);
+    fn the_mixture_follows_the_formula_and_sums_to_one_with_the_unknown_mass() {
+        let mut c = Corpus::new(32, &[1, 2, 3], 2);
+        let text = "the cat sat on the mat. the cat ran to the hat, and the dog sat on the cat.";
+        let ids = c.learn(&words(text));
+        c.learn(&words("a dog and a cat ran on."));
         let snap = c.store.snapshot().unwrap();
-        let (hist, hemb) = (&ids[..5], &refs[..5]); // "the cat sat on the"
-        let s = Smoothing::default();
-        let exact = levels.smoothed(&snap, vocab, hist, s).unwrap();
-        let get = |d: &[(TokenId, f64)], t: TokenId| d.iter().find(|x| x.0 == t).map_or(0.0, |x| x.1);
-
-        // alpha 0: the exact statistics, unchanged.
-        let none = Mixing {
-            alpha: 0.0,
-            ..Mixing::default()
+        let base = Base::read(&snap, &c.vocab).unwrap();
+        let mut params = Params {
+            pi: vec![1.0, 2.0, 3.0],
+            beta: 0.7,
+            ..Params::default()
         };
-        let p0 = levels.predict(&snap, vocab, hist, hemb, s, &none).unwrap();
-        for &(t, q) in &exact {
-            assert!((get(&p0.dist, t) - q).abs() < 1e-12);
+        for s in params.strategies.params.iter_mut() {
+            s.alpha = 0.4;
         }
-        // alpha 0.4: each token's probability is the formula's.
-        let mix = Mixing {
-            alpha: 0.4,
-            pi: vec![1.0, 3.0],
-            beta: 0.5,
-            ..Mixing::default()
-        };
-        let p = levels.predict(&snap, vocab, hist, hemb, s, &mix).unwrap();
-        let raw: Vec<f64> = p
+        let order0 = Order0::new(&base, params.discount);
+        let embs = c.embeddings(&words(text));
+        let mut rng = SplitMix(17);
+        for trial in 0..12 {
+            // A random history: learned tokens, and (every third trial) one
+            // never learned.
+            let n = (rng.next() % 4) as usize;
+            let mut hist: Vec<TokenId> = (0..n).map(|_| ids[(rng.next() % ids.len() as u64) as usize]).collect();
+            let mut he: Vec<Vec<f32>> = hist
+                .iter()
+                .map(|t| embs[ids.iter().position(|x| x == t).unwrap()].clone())
+                .collect();
+            if trial % 3 == 0 {
+                hist.push(TokenId(super::super::overlay::OVERLAY_IDS));
+                he.push(c.embed.embed("zebra"));
+            }
+            let refs: Vec<&[f32]> = he.iter().map(|e| e.as_slice()).collect();
+            let ev = c
+                .levels
+                .gather(
+                    &snap,
+                    None,
+                    &params,
+                    History {
+                        tokens: &hist,
+                        embeddings: &refs,
+                        pos: hist.len() as u64,
+                    },
+                    false,
+                )
+                .unwrap();
+            let p = ev.predict(&c.levels, &params);
+            let (dist, unknown) = p.dist(&order0);
+            let total: f64 = dist.iter().map(|x| x.1).sum::<f64>() + unknown;
+            assert!((total - 1.0).abs() < 1e-9, "trial {trial}: {total}");
+            assert!(unknown > 0.0 && dist.iter().all(|x| x.1 > 0.0));
+            assert!(dist.windows(2).all(|w| w[0].1 >= w[1].1), "most probable first");
+            // The level weights are pi exp(-H / beta), normalized.
+            let raw: Vec<f64> = p
+                .levels
+                .iter()
+                .map(|(_, got)| params.pi[got.r - 1] * (-got.entropy / 0.7).exp())
+                .collect();
+            let z: f64 = raw.iter().sum();
+            for ((v, _), want) in p.levels.iter().zip(&raw) {
+                assert!((v - want / z).abs() < 1e-12);
+            }
+            // Each token: (1 - alpha) KN + alpha retrieval, with alpha the strategy's.
+            let kn = c.levels.smoothed(&snap, &c.vocab, &hist, params.discount).unwrap();
+            let alpha = if p.levels.is_empty() { 0.0 } else { 0.4 };
+            assert_eq!(p.alpha, alpha);
+            for &(t, q) in &kn.dist {
+                let want = (1.0 - alpha) * q + alpha * p.retrieval(t);
+                let got = dist.iter().find(|x| x.0 == t).unwrap().1;
+                assert!((got - want).abs() < 1e-12, "{got} vs {want}");
+            }
+            assert!((unknown - (1.0 - alpha) * kn.unknown).abs() < 1e-15);
+            assert!((p.confidence - (-p.energy).exp()).abs() < 1e-15);
+        }
+        // Without retrieval, the exact statistics alone.
+        for s in params.strategies.params.iter_mut() {
+            s.alpha = 0.0;
+        }
+        let hist = &ids[..5];
+        let refs: Vec<&[f32]> = embs[..5].iter().map(|e| e.as_slice()).collect();
+        let p = c
             .levels
-            .iter()
-            .map(|(r, _, got)| [1.0, 3.0][*r - 1] * (-got.entropy / 0.5).exp())
-            .collect();
-        let z: f64 = raw.iter().sum();
-        for ((_, w, _), want) in p.levels.iter().zip(&raw) {
-            assert!((w - want / z).abs() < 1e-12);
-        }
-        for &(t, q) in &p.dist {
-            let retrieval: f64 = p.levels.iter().map(|(_, w, got)| w * get(&got.dist, t)).sum();
-            assert!((q - (0.6 * get(&exact, t) + 0.4 * retrieval)).abs() < 1e-12);
-            assert!(q > 0.0);
-        }
-        assert!((p.dist.iter().map(|x| x.1).sum::<f64>() - 1.0).abs() < 1e-9);
-        // After "on the": "mat" (seen) is the most probable.
-        let mat = ids[5];
-        assert_eq!(p.dist[0].0, mat, "{:?}", &p.dist[..3]);
-        assert!(levels
-            .predict(
+            .gather(
                 &snap,
-                vocab,
-                hist,
-                hemb,
-                s,
-                &Mixing {
-                    beta: 0.0,
-                    ..Mixing::default()
-                }
+                None,
+                &params,
+                History {
+                    tokens: hist,
+                    embeddings: &refs,
+                    pos: 5,
+                },
+                false,
             )
-            .is_err());
+            .unwrap()
+            .predict(&c.levels, &params);
+        let kn = c.levels.smoothed(&snap, &c.vocab, hist, params.discount).unwrap();
+        let (dist, _) = p.dist(&order0);
+        assert_eq!(dist.len(), kn.dist.len());
+        for &(t, q) in &kn.dist {
+            assert!((dist.iter().find(|x| x.0 == t).unwrap().1 - q).abs() < 1e-15);
+        }
+        assert!(Params {
+            beta: 0.0,
+            ..Params::default()
+        }
+        .checked(3)
+        .is_err());
+        assert!(Params {
+            pi: vec![1.0],
+            ..Params::default()
+        }
+        .checked(3)
+        .is_err());
     }
 }

@@ -3,31 +3,48 @@
 //! similarity 1), each weighted by `softmax(sim / tau)`, and the average of
 //! their normalized next-token distributions. Its entropy tells how sure
 //! the level is (what mixing levels weighs by, l2s-transformer §11).
+//!
+//! Searching ([`Levels::search_level`]) and mixing ([`mix`]) are apart, so
+//! that one search serves every strategy whose `k` and `ef` it covers.
 
 use std::collections::BTreeMap;
 
-use super::levels::{Level, Levels, Pattern};
+use super::levels::{Levels, Pattern};
+use super::overlay::Overlay;
+use super::strategy::{StrategyParams, POSITION_SCALE};
 use crate::error::{Error, Result};
 use crate::index::SearchParams;
 use crate::storage::Snapshot;
 use crate::text::vocab::TokenId;
 
-/// A retrieved neighbour: the stored pattern, its cosine similarity to the
-/// current context's key, and its softmax weight.
+/// A stored context found by a search: its pattern (next-token counts with
+/// what an overlay adds) and its cosine similarity to the query.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Hit {
+    /// The stored context.
+    pub pattern: Pattern,
+    /// Cosine similarity of its key to the query's.
+    pub sim: f32,
+}
+
+/// A retrieved neighbour and its softmax weight.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Neighbour {
     /// The stored context.
     pub pattern: Pattern,
     /// Cosine similarity of its key to the query's.
     pub sim: f32,
-    /// `softmax(sim / tau)` over the neighbours.
+    /// `softmax(score / tau)` over the neighbours, the score being the
+    /// similarity plus the strategy's position term.
     pub weight: f64,
 }
 
 /// What one level predicts.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Retrieved {
-    /// The neighbours, nearest first.
+    /// Its context length.
+    pub r: usize,
+    /// The neighbours, best first.
     pub neighbours: Vec<Neighbour>,
     /// Next-token probabilities (summing to 1; empty if nothing was found),
     /// most probable first (ties by token id).
@@ -36,27 +53,32 @@ pub struct Retrieved {
     pub entropy: f64,
 }
 
+impl Retrieved {
+    /// The probability this level gives `w`.
+    pub fn prob(&self, w: TokenId) -> f64 {
+        self.dist.iter().find(|x| x.0 == w).map_or(0.0, |x| x.1)
+    }
+}
+
 impl Levels {
-    /// The `k` stored contexts of `level` nearest to the context keyed
-    /// `key`, and their mixed next-token distribution at temperature `tau`
-    /// (> 0; smaller trusts the nearest more). `ef` is the graph search's
-    /// candidate list.
-    pub fn retrieve(
+    /// The `k` stored contexts of level `j` nearest to the context keyed
+    /// `key` (graph search with candidate list `ef`), with what `overlay`
+    /// adds to their counts; contexts left with no count are dropped.
+    pub(crate) fn search_level(
         &self,
         snap: &Snapshot,
-        level: &Level,
+        overlay: Option<&Overlay>,
+        j: usize,
         key: &[f32],
         k: usize,
-        tau: f32,
         ef: usize,
-    ) -> Result<Retrieved> {
-        if !(tau.is_finite() && tau > 0.0) || k == 0 {
-            return Err(Error::InvalidArgument(format!(
-                "retrieve: tau {tau} must be positive and k {k} at least 1"
-            )));
+    ) -> Result<Vec<Hit>> {
+        if k == 0 {
+            return Err(Error::InvalidArgument("retrieve: k must be at least 1".into()));
         }
+        let level = &self.levels()[j];
         let t = snap.table(level.table)?;
-        let hits = t.search(
+        let found = t.search(
             key,
             k,
             &SearchParams {
@@ -64,48 +86,68 @@ impl Levels {
                 ..SearchParams::default()
             },
         )?;
-        let mut neighbours = Vec::with_capacity(hits.len());
-        for h in &hits {
-            let pattern = self.pattern_of(level, &h.row)?;
-            // Cosine distance is 1 - cosine.
-            neighbours.push(Neighbour {
-                pattern,
-                sim: 1.0 - h.distance,
-                weight: 0.0,
-            });
-        }
-        let top = neighbours
-            .iter()
-            .map(|n| f64::from(n.sim))
-            .fold(f64::NEG_INFINITY, f64::max);
-        let exps: Vec<f64> = neighbours
-            .iter()
-            .map(|n| ((f64::from(n.sim) - top) / f64::from(tau)).exp())
-            .collect();
-        let z: f64 = exps.iter().sum();
-        // Ordered, so that sums (and so seeded draws) are the same on every run.
-        let mut mass: BTreeMap<TokenId, f64> = BTreeMap::new();
-        for (n, e) in neighbours.iter_mut().zip(&exps) {
-            n.weight = e / z;
-            let total: f64 = n.pattern.next.iter().map(|&(_, c)| f64::from(c)).sum();
-            if total > 0.0 {
-                for &(tok, c) in &n.pattern.next {
-                    *mass.entry(tok).or_default() += n.weight * f64::from(c) / total;
-                }
+        let mut hits = Vec::with_capacity(found.len());
+        for h in &found {
+            let mut pattern = self.pattern_of(level, &h.row)?;
+            if let Some(e) = overlay.and_then(|o| o.entry(j, pattern.hash)) {
+                pattern.next = e.next();
+            }
+            if !pattern.next.is_empty() {
+                // Cosine distance is 1 - cosine.
+                hits.push(Hit {
+                    pattern,
+                    sim: 1.0 - h.distance,
+                });
             }
         }
-        let sum: f64 = mass.values().sum();
-        let mut dist: Vec<(TokenId, f64)> = mass.into_iter().map(|(t, m)| (t, m / sum)).collect();
-        dist.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        let entropy = -dist
-            .iter()
-            .map(|&(_, p)| if p > 0.0 { p * p.ln() } else { 0.0 })
-            .sum::<f64>();
-        Ok(Retrieved {
-            neighbours,
-            dist,
-            entropy,
-        })
+        Ok(hits)
+    }
+}
+
+/// The mixture of level `r`'s `hits` under strategy `s`, for a query at
+/// token position `pos`: scores are similarities plus
+/// `position_weight * exp(-|pos - p| / POSITION_SCALE)`, the best `k` kept,
+/// weighted by `softmax(score / tau)`.
+pub fn mix(r: usize, hits: &[Hit], s: &StrategyParams, pos: u64) -> Retrieved {
+    let score = |h: &Hit| {
+        let apart = (pos as f64 - h.pattern.pos as f64).abs();
+        f64::from(h.sim) + s.position_weight * (-apart / POSITION_SCALE).exp()
+    };
+    let mut scored: Vec<(f64, &Hit)> = hits.iter().map(|h| (score(h), h)).collect();
+    if s.position_weight > 0.0 {
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.pattern.id.cmp(&b.1.pattern.id)));
+    }
+    scored.truncate(s.k);
+    let top = scored.iter().map(|x| x.0).fold(f64::NEG_INFINITY, f64::max);
+    let exps: Vec<f64> = scored.iter().map(|x| ((x.0 - top) / s.tau).exp()).collect();
+    let z: f64 = exps.iter().sum();
+    // Ordered, so that sums (and so seeded draws) are the same on every run.
+    let mut mass: BTreeMap<TokenId, f64> = BTreeMap::new();
+    let mut neighbours = Vec::with_capacity(scored.len());
+    for ((_, h), e) in scored.iter().zip(&exps) {
+        let weight = e / z;
+        let total: f64 = h.pattern.next.iter().map(|&(_, c)| f64::from(c)).sum();
+        for &(tok, c) in &h.pattern.next {
+            *mass.entry(tok).or_default() += weight * f64::from(c) / total;
+        }
+        neighbours.push(Neighbour {
+            pattern: h.pattern.clone(),
+            sim: h.sim,
+            weight,
+        });
+    }
+    let sum: f64 = mass.values().sum();
+    let mut dist: Vec<(TokenId, f64)> = mass.into_iter().map(|(t, m)| (t, m / sum)).collect();
+    dist.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    let entropy = -dist
+        .iter()
+        .map(|&(_, p)| if p > 0.0 { p * p.ln() } else { 0.0 })
+        .sum::<f64>();
+    Retrieved {
+        r,
+        neighbours,
+        dist,
+        entropy,
     }
 }
 
@@ -115,6 +157,17 @@ mod tests {
     use crate::generate::testing::Corpus;
     use crate::generate::ContextKeyer;
 
+    fn params(k: usize, tau: f64) -> StrategyParams {
+        StrategyParams {
+            k,
+            tau,
+            ef: 64,
+            position_weight: 0.0,
+            alpha: 0.5,
+            max_r: 0,
+        }
+    }
+
     #[test]
     fn the_exact_context_leads_and_similar_ones_fill_in() {
         let mut c = Corpus::new(64, &[2], 5);
@@ -123,28 +176,32 @@ mod tests {
         let embs = c.embeddings(&words);
         let (embed, levels) = (&c.embed, &c.levels);
         let snap = c.store.snapshot().unwrap();
-        let level = &levels.levels()[0];
         let keyer = ContextKeyer::new(64, 8, 0.8, 5).unwrap();
         let (a, b, c, d) = (ids[0], ids[1], ids[2], ids[5]);
 
         // The stored context (a, b): found with similarity 1, and with a
         // cold temperature it alone decides: c and d, half each.
         let key = keyer.key(&[&embs[0], &embs[1]]);
-        let r = levels.retrieve(&snap, level, &key, 3, 0.01, 64).unwrap();
+        let hits = levels.search_level(&snap, None, 0, &key, 3, 64).unwrap();
+        let r = mix(2, &hits, &params(3, 0.01), 0);
         assert!((r.neighbours[0].sim - 1.0).abs() < 1e-4);
         assert_eq!(
             levels.exact(&snap, &[a, b]).unwrap().unwrap().id,
             r.neighbours[0].pattern.id
         );
         assert!((r.neighbours[0].weight - 1.0).abs() < 1e-6);
-        let p = |t: TokenId| r.dist.iter().find(|x| x.0 == t).map_or(0.0, |x| x.1);
-        assert!((p(c) - 0.5).abs() < 1e-6 && (p(d) - 0.5).abs() < 1e-6, "{:?}", r.dist);
+        assert!(
+            (r.prob(c) - 0.5).abs() < 1e-6 && (r.prob(d) - 0.5).abs() < 1e-6,
+            "{:?}",
+            r.dist
+        );
         assert!((r.entropy - 2f64.ln()).abs() < 1e-4);
 
         // An unseen context (z, b) shares b at offset 1 with (a, b): that is
         // the nearest stored context, and it leads the mixture.
         let key = keyer.key(&[&embed.embed("z"), &embs[1]]);
-        let r = levels.retrieve(&snap, level, &key, 4, 0.05, 64).unwrap();
+        let hits = levels.search_level(&snap, None, 0, &key, 4, 64).unwrap();
+        let r = mix(2, &hits, &params(4, 0.05), 0);
         assert_eq!(
             r.neighbours[0].pattern.id,
             levels.exact(&snap, &[a, b]).unwrap().unwrap().id
@@ -153,7 +210,34 @@ mod tests {
         assert!(r.dist[0].0 == c || r.dist[0].0 == d, "{:?}", r.dist);
         let w: f64 = r.neighbours.iter().map(|n| n.weight).sum();
         assert!((w - 1.0).abs() < 1e-9);
-        assert!(levels.retrieve(&snap, level, &key, 0, 1.0, 64).is_err());
-        assert!(levels.retrieve(&snap, level, &key, 3, 0.0, 64).is_err());
+        // The weights are the softmax of the similarities, by hand.
+        let z: f64 = r.neighbours.iter().map(|n| (f64::from(n.sim) / 0.05).exp()).sum();
+        for n in &r.neighbours {
+            assert!((n.weight - (f64::from(n.sim) / 0.05).exp() / z).abs() < 1e-9);
+        }
+        // k keeps a prefix.
+        assert_eq!(mix(2, &hits, &params(1, 0.05), 0).neighbours.len(), 1);
+        assert!(levels.search_level(&snap, None, 0, &key, 0, 64).is_err());
+    }
+
+    #[test]
+    fn position_weight_reorders_by_position_agreement() {
+        let mk = |id, pos, sim| Hit {
+            pattern: Pattern {
+                id,
+                hash: id,
+                doc: 0,
+                pos,
+                next: vec![(TokenId(id), 1)],
+                cont: vec![],
+            },
+            sim,
+        };
+        let hits = [mk(1, 1000, 0.80), mk(2, 10, 0.78)];
+        let mut s = params(1, 0.1);
+        assert_eq!(mix(1, &hits, &s, 12).neighbours[0].pattern.id, 1);
+        s.position_weight = 0.1;
+        // 0.78 + 0.1 e^(-2/256) beats 0.80 + 0.1 e^(-988/256).
+        assert_eq!(mix(1, &hits, &s, 12).neighbours[0].pattern.id, 2);
     }
 }

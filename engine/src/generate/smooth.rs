@@ -1,124 +1,257 @@
 //! Exact statistics, smoothed the way that makes Kneser-Ney strong:
 //! interpolated absolute discounting over the pattern levels, with
-//! continuation counts for every order below the longest.
+//! continuation counts for every order below the longest, down to a
+//! spelling model, so that every string — learned or not — has a
+//! probability.
 //!
 //! For the levels `r_1 < ... < r_m` and the current history, the
-//! distribution of the next token is built from the bottom up:
+//! probability of the next token `w` is built from the bottom up:
 //!
-//! - order 0: `P_0(w) = (1 - g) N(. w) / N(. .) + g / V`, with `N(. w)` the
-//!   token's continuation count (distinct shortest contexts it followed),
-//!   `V` the vocabulary size and `g` a small floor so no learned token has
-//!   probability 0 (a spelling model for unseen strings comes later);
+//! - order 0: `P_0(w) = max(N(. w) - D, 0) / N(. .) + D T / N(. .) * P_spell(w)`,
+//!   with `N(. w)` the token's continuation count (the distinct shortest
+//!   contexts it followed), `T` the tokens with one, and `P_spell` the
+//!   character model of [`Speller`]: a token never learned has `N(. w) = 0`
+//!   and lives on the spelling term alone;
 //! - order j, if the history's last `r_j` tokens are a stored context `h`:
 //!   `P_j(w) = max(c(h, w) - D, 0) / c(h) + D T(h) / c(h) * P_(j-1)(w)`,
 //!   where `c` are the raw counts at the longest level and the continuation
 //!   counts below it, `c(h)` their sum and `T(h)` the number of tokens with
 //!   a positive count; an unstored context passes `P_(j-1)` on.
+//!
+//! Summed over every string, these are exactly 1: the learned tokens take
+//! what [`Levels::smoothed`] lists, and the strings never learned share the
+//! rest ([`Smoothed::unknown`]).
 
 use std::collections::HashMap;
 
+use super::context::context_hash;
 use super::levels::Levels;
+use super::overlay::Overlay;
+use super::spell::Speller;
 use crate::error::{Error, Result};
-use crate::storage::Snapshot;
+use crate::storage::{Snapshot, Value};
 use crate::text::vocab::{TokenId, Vocabulary};
 
-/// Parameters of the smoothing.
-#[derive(Copy, Clone, Debug, PartialEq)]
-pub struct Smoothing {
-    /// The absolute discount `D`, in (0, 1).
-    pub discount: f64,
-    /// The uniform floor `g` of order 0, in [0, 1).
-    pub floor: f64,
-}
+/// The default absolute discount of the token levels.
+pub const DISCOUNT: f64 = 0.75;
+/// The spelling model's discount.
+pub const SPELL_DISCOUNT: f64 = 0.75;
 
-impl Default for Smoothing {
-    fn default() -> Self {
-        Smoothing {
-            discount: 0.75,
-            floor: 1e-4,
-        }
+/// Check an absolute discount.
+pub(crate) fn check_discount(d: f64) -> Result<f64> {
+    if d > 0.0 && d < 1.0 {
+        Ok(d)
+    } else {
+        Err(Error::InvalidArgument(format!("discount {d} must lie in (0, 1)")))
     }
 }
 
-/// Order 0 of the smoothing: every token's `(1 - g) N(. w) / N(. .) + g / V`.
-pub(crate) struct Order0(HashMap<TokenId, f64>);
+/// Order 0 of the smoothing: continuation counts and the spelling model.
+#[derive(Clone, Debug)]
+pub(crate) struct Base {
+    cont: HashMap<TokenId, u64>,
+    texts: Vec<(TokenId, String)>,
+    total: f64,
+    types: f64,
+    pub(crate) speller: Speller,
+}
 
-impl Order0 {
-    /// Read from the vocabulary's continuation counts in `snap` (checking `s`).
-    pub(crate) fn read(snap: &Snapshot, vocab: &Vocabulary, s: Smoothing) -> Result<Order0> {
-        if !(s.discount > 0.0 && s.discount < 1.0 && (0.0..1.0).contains(&s.floor)) {
-            return Err(Error::InvalidArgument(format!(
-                "smoothing: discount {} must lie in (0, 1) and floor {} in [0, 1)",
-                s.discount, s.floor
-            )));
+impl Base {
+    /// Read from the vocabulary in `snap`: continuation counts, and the
+    /// spelling of every token (each once) for the spelling model.
+    pub fn read(snap: &Snapshot, vocab: &Vocabulary) -> Result<Base> {
+        let mut b = Base {
+            cont: HashMap::new(),
+            texts: Vec::new(),
+            total: 0.0,
+            types: 0.0,
+            speller: Speller::new(SPELL_DISCOUNT),
+        };
+        for (id, text, c) in vocab.tokens(snap)? {
+            b.speller.add(&text);
+            b.cont.insert(id, c);
+            b.texts.push((id, text));
+            b.total += c as f64;
+            b.types += f64::from(u8::from(c > 0));
         }
-        let base = vocab.continuations(snap)?;
-        let v = base.len() as f64;
-        let total: f64 = base.iter().map(|&(_, c)| c as f64).sum();
-        Ok(Order0(
-            base.iter()
-                .map(|&(t, c)| {
-                    let cont = if total > 0.0 { c as f64 / total } else { 1.0 / v };
-                    (t, (1.0 - s.floor) * cont + s.floor / v)
-                })
-                .collect(),
-        ))
+        Ok(b)
+    }
+
+    /// The share of order 0 that goes to the spelling model.
+    pub fn escape(&self, d: f64) -> f64 {
+        if self.total > 0.0 {
+            d * self.types / self.total
+        } else {
+            1.0
+        }
+    }
+
+    /// `P_0` of token `w` (if it has an id) spelled `text`.
+    pub fn p0(&self, w: Option<TokenId>, text: &str, d: f64) -> f64 {
+        let c = w.and_then(|w| self.cont.get(&w)).copied().unwrap_or(0) as f64;
+        let counted = if self.total > 0.0 {
+            (c - d).max(0.0) / self.total
+        } else {
+            0.0
+        };
+        counted + self.escape(d) * self.speller.prob_of(text)
+    }
+
+    /// Whether `w` has a place in order 0.
+    pub fn knows(&self, w: TokenId) -> bool {
+        self.cont.contains_key(&w)
+    }
+
+    /// Learn a new token's spelling (adaptive learning).
+    pub fn learn_spelling(&mut self, w: TokenId, text: &str) {
+        self.speller.add(text);
+        self.cont.insert(w, 0);
+        self.texts.push((w, text.to_string()));
+    }
+
+    /// Add `delta` to the continuation count of `w` (adaptive learning).
+    pub fn add_cont(&mut self, w: TokenId, delta: i64) {
+        let c = self.cont.entry(w).or_insert(0);
+        let before = *c;
+        *c = c.saturating_add_signed(delta);
+        self.total += *c as f64 - before as f64;
+        self.types += f64::from(u8::from(*c > 0)) - f64::from(u8::from(before > 0));
+    }
+
+    /// `P_0` of every learned token, most probable first (ties by id), and
+    /// the mass order 0 leaves to strings never learned.
+    pub fn all(&self, d: f64) -> (Vec<(TokenId, f64)>, f64) {
+        let mut spelled = 0.0;
+        let mut v: Vec<(TokenId, f64)> = self
+            .texts
+            .iter()
+            .map(|(id, text)| {
+                spelled += self.speller.prob_of(text);
+                (*id, self.p0(Some(*id), text, d))
+            })
+            .collect();
+        v.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        (v, self.escape(d) * (1.0 - spelled).max(0.0))
+    }
+}
+
+/// The counts of one exact context (positive only, by id).
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Counts {
+    pairs: Vec<(TokenId, u32)>,
+    sum: f64,
+    types: f64,
+}
+
+impl Counts {
+    /// `None` when nothing was counted.
+    pub fn new(pairs: Vec<(TokenId, u32)>) -> Option<Counts> {
+        let sum: f64 = pairs.iter().map(|&(_, c)| f64::from(c)).sum();
+        (sum > 0.0).then_some(Counts {
+            types: pairs.len() as f64,
+            pairs,
+            sum,
+        })
+    }
+
+    fn get(&self, w: TokenId) -> f64 {
+        self.pairs
+            .binary_search_by_key(&w, |x| x.0)
+            .map_or(0.0, |i| f64::from(self.pairs[i].1))
+    }
+}
+
+/// The stored exact contexts of one history: one [`Counts`] per level
+/// that holds the history's context, shortest first.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct Exact(Vec<Counts>);
+
+impl Exact {
+    /// The smoothed probability of `w`, whose order-0 probability is `p0`.
+    pub fn prob(&self, p0: f64, w: TokenId, d: f64) -> f64 {
+        self.0
+            .iter()
+            .fold(p0, |p, c| (c.get(w) - d).max(0.0) / c.sum + d * c.types / c.sum * p)
+    }
+
+    /// The share of `P_0` that reaches the top: what a token counted at no
+    /// level gets, times its `P_0`.
+    pub fn backoff(&self, d: f64) -> f64 {
+        self.0.iter().map(|c| d * c.types / c.sum).product()
+    }
+
+    /// Every token counted at some level.
+    pub fn tokens(&self) -> impl Iterator<Item = TokenId> + '_ {
+        self.0.iter().flat_map(|c| c.pairs.iter().map(|x| x.0))
     }
 }
 
 impl Levels {
+    /// The exact contexts of `history` in `snap`, with what `overlay` adds.
+    pub(crate) fn exact_counts(
+        &self,
+        snap: &Snapshot,
+        overlay: Option<&Overlay>,
+        history: &[TokenId],
+    ) -> Result<Exact> {
+        let top = self.levels().len();
+        let mut out = Vec::new();
+        for (j, l) in self.levels().iter().enumerate() {
+            if history.len() < l.r {
+                break;
+            }
+            let hash = context_hash(&history[history.len() - l.r..]);
+            let pairs = match overlay.and_then(|o| o.entry(j, hash)) {
+                Some(e) if j + 1 == top => e.next(),
+                Some(e) => e.cont(),
+                None => {
+                    let t = snap.table(l.table)?;
+                    let Some(row) = t.find(&Value::UInt(hash))?.and_then(|id| t.get(id)) else {
+                        continue;
+                    };
+                    let p = self.pattern_of(l, &row)?;
+                    if j + 1 == top {
+                        p.next
+                    } else {
+                        p.cont
+                    }
+                }
+            };
+            out.extend(Counts::new(pairs));
+        }
+        Ok(Exact(out))
+    }
+
     /// The smoothed next-token distribution after `history` (see the module
-    /// documentation), over every token of `vocab`, most probable first
-    /// (ties by id). It sums to 1 for a non-empty vocabulary.
+    /// documentation) with absolute discount `discount`: every learned
+    /// token, most probable first (ties by id), and the mass of the strings
+    /// never learned.
     pub fn smoothed(
         &self,
         snap: &Snapshot,
         vocab: &Vocabulary,
         history: &[TokenId],
-        s: Smoothing,
-    ) -> Result<Vec<(TokenId, f64)>> {
-        self.smoothed_from(snap, &Order0::read(snap, vocab, s)?, history, s)
+        discount: f64,
+    ) -> Result<Smoothed> {
+        let d = check_discount(discount)?;
+        let (all, unknown) = Base::read(snap, vocab)?.all(d);
+        let exact = self.exact_counts(snap, None, history)?;
+        let mut dist: Vec<(TokenId, f64)> = all.into_iter().map(|(t, p0)| (t, exact.prob(p0, t, d))).collect();
+        dist.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        Ok(Smoothed {
+            dist,
+            unknown: unknown * exact.backoff(d),
+        })
     }
+}
 
-    /// [`Levels::smoothed`] on an order-0 distribution already read (it is
-    /// the same for every step of one generation over one snapshot).
-    pub(crate) fn smoothed_from(
-        &self,
-        snap: &Snapshot,
-        base: &Order0,
-        history: &[TokenId],
-        s: Smoothing,
-    ) -> Result<Vec<(TokenId, f64)>> {
-        if base.0.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut p = base.0.clone();
-        let top = self.levels().len();
-        for (j, l) in self.levels().iter().enumerate() {
-            if history.len() < l.r {
-                break;
-            }
-            let Some(pat) = self.exact(snap, &history[history.len() - l.r..])? else {
-                continue;
-            };
-            let counts = if j + 1 == top { &pat.next } else { &pat.cont };
-            let sum: f64 = counts.iter().map(|&(_, c)| f64::from(c)).sum();
-            if sum == 0.0 {
-                continue;
-            }
-            let types = counts.iter().filter(|&&(_, c)| c > 0).count() as f64;
-            let lower = s.discount * types / sum;
-            for q in p.values_mut() {
-                *q *= lower;
-            }
-            for &(t, c) in counts {
-                *p.entry(t).or_insert(0.0) += (f64::from(c) - s.discount).max(0.0) / sum;
-            }
-        }
-        let mut out: Vec<(TokenId, f64)> = p.into_iter().collect();
-        out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        Ok(out)
-    }
+/// A smoothed distribution: the learned tokens', and what is left.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Smoothed {
+    /// Every learned token's probability, most probable first.
+    pub dist: Vec<(TokenId, f64)>,
+    /// The probability that the next token is a string never learned.
+    pub unknown: f64,
 }
 
 #[cfg(test)]
@@ -133,18 +266,19 @@ mod tests {
         docs: &[Vec<u64>],
         lengths: &[usize],
         history: &[u64],
-        vocab: &[u64],
-        s: Smoothing,
+        vocab: &[(u64, String)],
+        speller: &Speller,
+        d: f64,
     ) -> HashMap<u64, f64> {
         // Raw (context, next) occurrences per level.
         let mut pairs: Vec<HashMap<Vec<u64>, HashMap<u64, u32>>> = vec![HashMap::new(); lengths.len()];
-        for d in docs {
+        for doc in docs {
             for (j, &r) in lengths.iter().enumerate() {
-                for i in r..d.len() {
+                for i in r..doc.len() {
                     *pairs[j]
-                        .entry(d[i - r..i].to_vec())
+                        .entry(doc[i - r..i].to_vec())
                         .or_default()
-                        .entry(d[i])
+                        .entry(doc[i])
                         .or_default() += 1;
                 }
             }
@@ -157,15 +291,19 @@ mod tests {
                 .filter(|(ctx, next)| ctx.ends_with(h) && next.contains_key(&w))
                 .count() as u32
         };
-        let v = vocab.len() as f64;
-        let base: HashMap<u64, f64> = vocab
+        // Order 0: discounted continuation counts, the rest spelled.
+        let n: HashMap<u64, f64> = vocab
             .iter()
-            .map(|&w| (w, pairs[0].values().filter(|n| n.contains_key(&w)).count() as f64))
+            .map(|&(w, _)| (w, pairs[0].values().filter(|n| n.contains_key(&w)).count() as f64))
             .collect();
-        let total: f64 = base.values().sum();
+        let total: f64 = n.values().sum();
+        let types = n.values().filter(|&&c| c > 0.0).count() as f64;
         let mut p: HashMap<u64, f64> = vocab
             .iter()
-            .map(|&w| (w, (1.0 - s.floor) * base[&w] / total + s.floor / v))
+            .map(|(w, text)| {
+                let spelled = speller.prob_of(text);
+                (*w, (n[w] - d).max(0.0) / total + d * types / total * spelled)
+            })
             .collect();
         for (j, &r) in lengths.iter().enumerate() {
             if history.len() < r {
@@ -190,9 +328,9 @@ mod tests {
             let types = c.values().filter(|&&x| x > 0.0).count() as f64;
             p = vocab
                 .iter()
-                .map(|&w| {
+                .map(|&(w, _)| {
                     let cw = c.get(&w).copied().unwrap_or(0.0);
-                    (w, (cw - s.discount).max(0.0) / sum + s.discount * types / sum * p[&w])
+                    (w, (cw - d).max(0.0) / sum + d * types / sum * p[&w])
                 })
                 .collect();
         }
@@ -210,8 +348,15 @@ mod tests {
             .collect();
         let (vocab, levels) = (&c.vocab, &c.levels);
         let snap = c.store.snapshot().unwrap();
-        let all: Vec<u64> = vocab.continuations(&snap).unwrap().iter().map(|x| x.0 .0).collect();
-        let s = Smoothing::default();
+        let all: Vec<(u64, String)> = vocab
+            .tokens(&snap)
+            .unwrap()
+            .into_iter()
+            .map(|(t, text, _)| (t.0, text))
+            .collect();
+        let mut speller = Speller::new(SPELL_DISCOUNT);
+        all.iter().for_each(|(_, t)| speller.add(t));
+        let d = DISCOUNT;
         let histories: Vec<Vec<u64>> = vec![
             vec![],
             docs[0][..1].to_vec(),
@@ -221,10 +366,10 @@ mod tests {
         ];
         for h in &histories {
             let hist: Vec<TokenId> = h.iter().map(|&x| TokenId(x)).collect();
-            let got = levels.smoothed(&snap, vocab, &hist, s).unwrap();
-            let want = reference(&docs, &lengths, h, &all, s);
-            assert_eq!(got.len(), all.len());
-            for (t, p) in &got {
+            let got = levels.smoothed(&snap, vocab, &hist, d).unwrap();
+            let want = reference(&docs, &lengths, h, &all, &speller, d);
+            assert_eq!(got.dist.len(), all.len());
+            for (t, p) in &got.dist {
                 assert!(
                     (p - want[&t.0]).abs() < 1e-12,
                     "history {h:?}, token {}: {p} vs {}",
@@ -233,18 +378,11 @@ mod tests {
                 );
                 assert!(*p > 0.0);
             }
-            assert!((got.iter().map(|x| x.1).sum::<f64>() - 1.0).abs() < 1e-12);
+            // The learned tokens and the strings never learned share 1.
+            let sum = got.dist.iter().map(|x| x.1).sum::<f64>() + got.unknown;
+            assert!((sum - 1.0).abs() < 1e-9, "{sum}");
+            assert!(got.unknown > 0.0);
         }
-        assert!(levels
-            .smoothed(
-                &snap,
-                vocab,
-                &[],
-                Smoothing {
-                    discount: 1.0,
-                    floor: 0.0
-                }
-            )
-            .is_err());
+        assert!(levels.smoothed(&snap, vocab, &[], 1.0).is_err());
     }
 }

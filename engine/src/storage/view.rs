@@ -66,6 +66,13 @@ impl Snapshot {
     pub fn watermark(&self) -> u64 {
         self.state.watermark
     }
+
+    /// The sequence number of the last logged change this snapshot sees.
+    /// Two snapshots of one open store with the same version hold the same
+    /// data, so what is derived from a snapshot can be cached under it.
+    pub fn version(&self) -> u64 {
+        self.state.next_lsn.saturating_sub(1)
+    }
 }
 
 /// One table of a [`Snapshot`].

@@ -190,6 +190,14 @@ impl Vocabulary {
             .collect())
     }
 
+    /// Every token with its text and continuation count, in id order.
+    pub fn tokens(&self, snap: &Snapshot) -> Result<Vec<(TokenId, String, u64)>> {
+        snap.table(self.table)?
+            .rows()
+            .map(|r| Ok((TokenId(r.id().0), r.text(self.text)?.into_owned(), r.get(self.cont))))
+            .collect()
+    }
+
     /// The id of `token`, if learned.
     pub fn id(&self, snap: &Snapshot, token: &str) -> Result<Option<TokenId>> {
         Ok(snap
