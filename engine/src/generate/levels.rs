@@ -69,6 +69,17 @@ fn level_schema(dim: u32) -> Result<Schema> {
         .build()
 }
 
+/// A document to learn: its id, its tokens and the embedding of each.
+#[derive(Copy, Clone, Debug)]
+pub struct Document<'a> {
+    /// Its id (what traces point to).
+    pub id: u64,
+    /// Its tokens.
+    pub tokens: &'a [TokenId],
+    /// One embedding per token.
+    pub embeddings: &'a [&'a [f32]],
+}
+
 /// The pattern levels of a store.
 pub struct Levels {
     keyer: ContextKeyer,
@@ -143,22 +154,56 @@ impl Levels {
         tokens: &[TokenId],
         embeddings: &[&[f32]],
     ) -> Result<usize> {
-        if tokens.len() != embeddings.len() {
-            return Err(Error::InvalidArgument(format!(
-                "{} tokens but {} embeddings",
-                tokens.len(),
-                embeddings.len()
-            )));
-        }
-        if let Some(t) = tokens.iter().find(|t| u32::try_from(t.0).is_err()) {
-            return Err(Error::InvalidArgument(format!("token id {} past u32", t.0)));
-        }
+        self.learn_all(
+            store,
+            vocab,
+            &[Document {
+                id: doc,
+                tokens,
+                embeddings,
+            }],
+        )
+    }
+
+    /// [`Levels::learn`] for many documents, in one atomic write.
+    pub fn learn_all(&self, store: &Store, vocab: &Vocabulary, docs: &[Document<'_>]) -> Result<usize> {
+        let (b, counted) = self.learning(store, vocab, docs)?;
+        store.write(b)?;
+        Ok(counted)
+    }
+
+    /// The write that learns `docs` (see [`Levels::learn_all`]), and the
+    /// patterns it counts.
+    pub(crate) fn learning(
+        &self,
+        store: &Store,
+        vocab: &Vocabulary,
+        docs: &[Document<'_>],
+    ) -> Result<(WriteBatch, usize)> {
         let snap = store.snapshot()?;
         let mut overlay = Overlay::new(self);
-        for i in 0..tokens.len() {
-            overlay.observe(self, &snap, tokens, i, 1)?;
+        let mut counted = 0;
+        for (seq, &Document { tokens, embeddings, .. }) in docs.iter().enumerate() {
+            if tokens.len() != embeddings.len() {
+                return Err(Error::InvalidArgument(format!(
+                    "{} tokens but {} embeddings",
+                    tokens.len(),
+                    embeddings.len()
+                )));
+            }
+            if let Some(t) = tokens.iter().find(|t| u32::try_from(t.0).is_err()) {
+                return Err(Error::InvalidArgument(format!("token id {} past u32", t.0)));
+            }
+            overlay.begin(seq);
+            for i in 0..tokens.len() {
+                overlay.observe(self, &snap, tokens, i, 1)?;
+            }
+            counted += self
+                .levels
+                .iter()
+                .map(|l| tokens.len().saturating_sub(l.r))
+                .sum::<usize>();
         }
-        let counted = self.levels.iter().map(|l| tokens.len().saturating_sub(l.r)).sum();
         let sparse = |m: &std::collections::BTreeMap<TokenId, i64>| {
             Sparse::counts(m.iter().filter(|x| *x.1 > 0).map(|(t, &n)| (t.0 as u32, n as u32)))
         };
@@ -166,6 +211,9 @@ impl Levels {
         for (j, l) in self.levels.iter().enumerate() {
             let schema = store.schema(l.table)?;
             for (h, e) in overlay.entries(j) {
+                let Document {
+                    id: doc, embeddings, ..
+                } = docs[e.seq];
                 let next = sparse(&e.next);
                 let cont = sparse(&e.cont);
                 let row = Row::new(&schema)
@@ -185,8 +233,7 @@ impl Levels {
         for (w, n) in overlay.vocab_conts() {
             vocab.add_continuation(&mut b, w, n as u64);
         }
-        store.write(b)?;
-        Ok(counted)
+        Ok((b, counted))
     }
 
     /// The stored pattern of the exact context `context` at the level of

@@ -13,8 +13,10 @@
 
 pub mod context;
 pub mod decode;
+pub mod fit;
 pub mod generator;
 pub mod levels;
+pub mod model;
 mod overlay;
 pub mod predict;
 pub mod retrieve;
@@ -28,8 +30,10 @@ mod testing;
 
 pub use context::{context_hash, ContextKeyer};
 pub use decode::{Sampler, Sampling};
+pub use fit::FitReport;
 pub use generator::{trace, GeneratedToken, Request, TraceEntry};
-pub use levels::{Level, Levels, Pattern, DEFAULT_LENGTHS};
+pub use levels::{Document, Level, Levels, Pattern, DEFAULT_LENGTHS};
+pub use model::{EmbedderSpec, Generator, Learned, LevelInfo, Settings};
 pub use predict::{Params, Prediction};
 pub use retrieve::{Hit, Neighbour, Retrieved};
 pub use score::{Score, ScoreMode};

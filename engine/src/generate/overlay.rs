@@ -31,7 +31,10 @@ pub const OVERLAY_IDS: u64 = 1 << 62;
 /// overlay adds.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Entry {
-    /// Position (in the observed sequence) of the first occurrence.
+    /// Sequence (see [`Overlay::begin`]) and position in it of the first
+    /// occurrence.
+    pub seq: usize,
+    /// See `seq`.
     pub first: usize,
     /// Row id in the snapshot, if stored there.
     pub row: Option<u64>,
@@ -81,6 +84,8 @@ pub(crate) struct Overlay {
     /// Tokens the snapshot's vocabulary lacks, by text, and their texts.
     new_ids: HashMap<String, TokenId>,
     new_texts: Vec<String>,
+    /// The sequence being observed.
+    seq: usize,
 }
 
 impl Overlay {
@@ -91,7 +96,14 @@ impl Overlay {
             vocab_cont: BTreeMap::new(),
             new_ids: HashMap::new(),
             new_texts: Vec::new(),
+            seq: 0,
         }
+    }
+
+    /// Positions observed from now on are of sequence `seq` (a document of
+    /// a batch learned together): entries first seen there record it.
+    pub fn begin(&mut self, seq: usize) {
+        self.seq = seq;
     }
 
     /// The id of a token the vocabulary lacks, given on first use.
@@ -124,6 +136,7 @@ impl Overlay {
     /// The entry of context `hash` (first seen at `first`) at level `j`,
     /// reading what the snapshot holds of it on first use.
     fn entry_mut(&mut self, levels: &Levels, snap: &Snapshot, j: usize, hash: u64, first: usize) -> Result<&mut Entry> {
+        let seq = self.seq;
         let (map, order) = &mut self.levels[j];
         match map.entry(hash) {
             std::collections::hash_map::Entry::Occupied(e) => Ok(e.into_mut()),
@@ -131,6 +144,7 @@ impl Overlay {
                 let l = &levels.levels()[j];
                 let t = snap.table(l.table)?;
                 let mut e = Entry {
+                    seq,
                     first,
                     ..Entry::default()
                 };

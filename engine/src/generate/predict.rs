@@ -182,21 +182,17 @@ impl Evidence {
     pub(crate) fn predict(&self, levels: &Levels, params: &Params) -> Prediction {
         let strategy = params.strategies.pick(self.energy);
         let sp = params.strategies.of(strategy);
-        let mut out = Vec::new();
+        let mut got = Vec::new();
         for (j, hits) in &self.hits {
             let r = levels.levels()[*j].r;
             if hits.is_empty() || (sp.max_r > 0 && r > sp.max_r) {
                 continue;
             }
-            let got = mix(r, hits, sp, self.pos);
-            let pi = params.pi.get(*j).copied().unwrap_or(1.0);
-            out.push((pi * (-got.entropy / params.beta).exp(), got));
+            got.push((*j, mix(r, hits, sp, self.pos)));
         }
-        let z: f64 = out.iter().map(|x| x.0).sum();
-        let alpha = if z > 0.0 { sp.alpha } else { 0.0 };
-        for x in out.iter_mut() {
-            x.0 = if z > 0.0 { x.0 / z } else { 0.0 };
-        }
+        let weights = level_weights(params, got.iter().map(|(j, g)| (*j, g.entropy)));
+        let alpha = if weights.is_empty() { 0.0 } else { sp.alpha };
+        let out: Vec<(f64, Retrieved)> = weights.into_iter().zip(got.into_iter().map(|x| x.1)).collect();
         Prediction {
             strategy,
             energy: self.energy,
@@ -206,6 +202,21 @@ impl Evidence {
             exact: self.exact.clone(),
             discount: params.discount,
         }
+    }
+}
+
+/// The weights of the retrieving levels `(index, entropy)` in the
+/// retrieval mixture: `pi_j exp(-H_j / beta)`, normalized. Empty when no
+/// level retrieved (or every weight is 0): retrieval then has no share.
+pub(crate) fn level_weights(params: &Params, levels: impl Iterator<Item = (usize, f64)>) -> Vec<f64> {
+    let raw: Vec<f64> = levels
+        .map(|(j, h)| params.pi.get(j).copied().unwrap_or(1.0) * (-h / params.beta).exp())
+        .collect();
+    let z: f64 = raw.iter().sum();
+    if z > 0.0 {
+        raw.into_iter().map(|w| w / z).collect()
+    } else {
+        Vec::new()
     }
 }
 

@@ -46,6 +46,21 @@ pub(crate) fn check_discount(d: f64) -> Result<f64> {
     }
 }
 
+fn escape(total: f64, types: f64, d: f64) -> f64 {
+    if total > 0.0 {
+        d * types / total
+    } else {
+        1.0
+    }
+}
+
+/// `P_0` of a token of continuation count `c` and spelling probability
+/// `spelled`, the counts summing to `total` over `types` tokens.
+pub(crate) fn order0(c: f64, spelled: f64, total: f64, types: f64, d: f64) -> f64 {
+    let counted = if total > 0.0 { (c - d).max(0.0) / total } else { 0.0 };
+    counted + escape(total, types, d) * spelled
+}
+
 /// Order 0 of the smoothing: continuation counts and the spelling model.
 #[derive(Clone, Debug)]
 pub(crate) struct Base {
@@ -79,22 +94,25 @@ impl Base {
 
     /// The share of order 0 that goes to the spelling model.
     pub fn escape(&self, d: f64) -> f64 {
-        if self.total > 0.0 {
-            d * self.types / self.total
-        } else {
-            1.0
-        }
+        escape(self.total, self.types, d)
     }
 
     /// `P_0` of token `w` (if it has an id) spelled `text`.
     pub fn p0(&self, w: Option<TokenId>, text: &str, d: f64) -> f64 {
-        let c = w.and_then(|w| self.cont.get(&w)).copied().unwrap_or(0) as f64;
-        let counted = if self.total > 0.0 {
-            (c - d).max(0.0) / self.total
-        } else {
-            0.0
-        };
-        counted + self.escape(d) * self.speller.prob_of(text)
+        let (c, spelled) = self.parts(w.unwrap_or(TokenId(u64::MAX)), text);
+        order0(c, spelled, self.total, self.types, d)
+    }
+
+    /// What `P_0` of `w` spelled `text` is made of, for any discount: its
+    /// continuation count and its spelling probability.
+    pub fn parts(&self, w: TokenId, text: &str) -> (f64, f64) {
+        let c = self.cont.get(&w).copied().unwrap_or(0) as f64;
+        (c, self.speller.prob_of(text))
+    }
+
+    /// The sum of the continuation counts and the tokens with one.
+    pub fn totals(&self) -> (f64, f64) {
+        (self.total, self.types)
     }
 
     /// Whether `w` has a place in order 0.

@@ -1,0 +1,643 @@
+//! A generator: one store holding everything a retrieval language model is
+//! — its settings, the documents it learned (table `docs`, by document id),
+//! the vocabulary, the pattern levels and the fitted parameters (table
+//! `generator`, name to value) — behind one handle that learns, writes,
+//! scores and fits.
+//!
+//! The settings are fixed when the generator is created and recorded in the
+//! store; opening reads them back, so a generator always keys, embeds and
+//! counts as it did when it learned.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use super::context::ContextKeyer;
+use super::generator::{GeneratedToken, Request};
+use super::levels::{Document, Levels, DEFAULT_LENGTHS};
+use super::predict::Params;
+use super::score::{Score, ScoreMode};
+use super::smooth::Base;
+use super::strategy::Strategy;
+use crate::error::{Error, Result};
+use crate::storage::{FixedCol, FixedType, Row, RowId, Schema, Snapshot, Store, TableId, TextCol, WriteBatch};
+use crate::text::embed::{Embedder, HashedNgrams};
+use crate::text::tokenize;
+use crate::text::vocab::{TokenId, Vocabulary};
+
+/// Which embedder a generator keys its contexts with.
+#[derive(Clone, Debug, PartialEq)]
+pub enum EmbedderSpec {
+    /// The built-in hashed character n-gram embedder of this dimension.
+    Hashed {
+        /// Its dimension (8 to 65 536).
+        dim: usize,
+    },
+}
+
+impl EmbedderSpec {
+    /// The embedder.
+    pub fn build(&self) -> Result<Arc<dyn Embedder>> {
+        match self {
+            EmbedderSpec::Hashed { dim } => Ok(Arc::new(HashedNgrams::new(*dim)?)),
+        }
+    }
+
+    fn encode(&self) -> String {
+        match self {
+            EmbedderSpec::Hashed { dim } => format!("hashed:{dim}"),
+        }
+    }
+
+    fn decode(s: &str) -> Result<EmbedderSpec> {
+        match s.split_once(':') {
+            Some(("hashed", d)) => Ok(EmbedderSpec::Hashed {
+                dim: d.parse().map_err(|_| bad_setting("embedder", s))?,
+            }),
+            _ => Err(bad_setting("embedder", s)),
+        }
+    }
+}
+
+fn bad_setting(name: &str, value: &str) -> Error {
+    Error::InvalidArgument(format!("setting {name}: {value:?} is not valid"))
+}
+
+/// What a generator is built with.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    /// Context lengths of the pattern levels (default 1, 2, 3, 4, 6, 8).
+    pub lengths: Vec<usize>,
+    /// The embedder.
+    pub embedder: EmbedderSpec,
+    /// Weight ratio of each offset to the next nearer in context keys.
+    pub key_decay: f32,
+    /// Seed of the context keys' permutations and of the fitting slice.
+    pub seed: u64,
+    /// Share of the documents fitting holds out (by a seeded hash of their
+    /// ids), in (0, 1).
+    pub heldout_fraction: f64,
+    /// Tokens fitting scores at most.
+    pub heldout_tokens: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            lengths: DEFAULT_LENGTHS.to_vec(),
+            embedder: EmbedderSpec::Hashed { dim: 64 },
+            key_decay: 0.8,
+            seed: 0,
+            heldout_fraction: 0.1,
+            heldout_tokens: 20_000,
+        }
+    }
+}
+
+impl Settings {
+    fn encode(&self) -> Vec<(String, String)> {
+        let lengths: Vec<String> = self.lengths.iter().map(|r| r.to_string()).collect();
+        [
+            ("lengths", lengths.join(",")),
+            ("embedder", self.embedder.encode()),
+            ("key_decay", self.key_decay.to_string()),
+            ("seed", self.seed.to_string()),
+            ("heldout_fraction", self.heldout_fraction.to_string()),
+            ("heldout_tokens", self.heldout_tokens.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (format!("setting.{k}"), v))
+        .collect()
+    }
+
+    fn decode(kv: &HashMap<String, String>) -> Result<Settings> {
+        let get = |k: &str| {
+            kv.get(&format!("setting.{k}"))
+                .ok_or_else(|| Error::InvalidArgument(format!("the generator records no setting {k}")))
+        };
+        fn num<T: std::str::FromStr>(k: &str, v: &str) -> Result<T> {
+            v.parse().map_err(|_| bad_setting(k, v))
+        }
+        let lengths = get("lengths")?;
+        Settings {
+            lengths: lengths.split(',').map(|r| num("lengths", r)).collect::<Result<_>>()?,
+            embedder: EmbedderSpec::decode(get("embedder")?)?,
+            key_decay: num("key_decay", get("key_decay")?)?,
+            seed: num("seed", get("seed")?)?,
+            heldout_fraction: num("heldout_fraction", get("heldout_fraction")?)?,
+            heldout_tokens: num("heldout_tokens", get("heldout_tokens")?)?,
+        }
+        .checked()
+    }
+
+    /// Check the settings.
+    pub fn checked(self) -> Result<Settings> {
+        let longest = self.lengths.iter().copied().max().unwrap_or(0);
+        if self.lengths.is_empty() || longest > 64 {
+            return Err(Error::InvalidArgument(format!(
+                "levels {:?}: one to many context lengths of 1 to 64 are required",
+                self.lengths
+            )));
+        }
+        if !(self.heldout_fraction > 0.0 && self.heldout_fraction < 1.0) || self.heldout_tokens == 0 {
+            return Err(Error::InvalidArgument(format!(
+                "heldout_fraction {} must lie in (0, 1) and heldout_tokens {} be positive",
+                self.heldout_fraction, self.heldout_tokens
+            )));
+        }
+        Ok(self)
+    }
+}
+
+/// Encode `p` as name/number pairs (every parameter, by name; a bin's
+/// strategy by its index).
+fn encode_params(p: &Params) -> Vec<(String, f64)> {
+    let mut kv = vec![
+        ("param.discount".to_string(), p.discount),
+        ("param.beta".to_string(), p.beta),
+    ];
+    for (j, pi) in p.pi.iter().enumerate() {
+        kv.push((format!("param.pi.{j}"), *pi));
+    }
+    for s in Strategy::ALL {
+        let sp = p.strategies.of(s);
+        let n = s.name();
+        kv.extend([
+            (format!("param.{n}.k"), sp.k as f64),
+            (format!("param.{n}.tau"), sp.tau),
+            (format!("param.{n}.ef"), sp.ef as f64),
+            (format!("param.{n}.position_weight"), sp.position_weight),
+            (format!("param.{n}.alpha"), sp.alpha),
+            (format!("param.{n}.max_r"), sp.max_r as f64),
+        ]);
+    }
+    for (i, s) in p.strategies.bins.iter().enumerate() {
+        kv.push((format!("param.bin.{i}"), s.index() as f64));
+    }
+    kv
+}
+
+/// The parameters recorded in `kv` (the defaults where none are).
+fn decode_params(kv: &HashMap<String, f64>, levels: usize) -> Result<Params> {
+    let mut p = Params::default();
+    let f = |k: &str, into: &mut f64| {
+        if let Some(v) = kv.get(k) {
+            *into = *v;
+        }
+    };
+    let u = |k: &str, into: &mut usize| {
+        if let Some(v) = kv.get(k) {
+            *into = *v as usize;
+        }
+    };
+    f("param.discount", &mut p.discount);
+    f("param.beta", &mut p.beta);
+    if kv.contains_key("param.pi.0") {
+        p.pi = vec![1.0; levels];
+        for (j, pi) in p.pi.iter_mut().enumerate() {
+            f(&format!("param.pi.{j}"), pi);
+        }
+    }
+    for s in Strategy::ALL {
+        let n = s.name();
+        let sp = &mut p.strategies.params[s.index()];
+        u(&format!("param.{n}.k"), &mut sp.k);
+        f(&format!("param.{n}.tau"), &mut sp.tau);
+        u(&format!("param.{n}.ef"), &mut sp.ef);
+        f(&format!("param.{n}.position_weight"), &mut sp.position_weight);
+        f(&format!("param.{n}.alpha"), &mut sp.alpha);
+        u(&format!("param.{n}.max_r"), &mut sp.max_r);
+    }
+    for (i, bin) in p.strategies.bins.iter_mut().enumerate() {
+        if let Some(&v) = kv.get(&format!("param.bin.{i}")) {
+            *bin = *Strategy::ALL
+                .get(v as usize)
+                .ok_or_else(|| Error::InvalidArgument(format!("bin {i}: no strategy {v}")))?;
+        }
+    }
+    p.checked(levels)?;
+    Ok(p)
+}
+
+/// What learning wrote.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Learned {
+    /// Documents learned.
+    pub documents: u64,
+    /// Their tokens.
+    pub tokens: u64,
+    /// Patterns (context occurrences) counted over all levels.
+    pub patterns: u64,
+}
+
+/// One level as [`Generator::levels_info`] reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LevelInfo {
+    /// Context length.
+    pub r: usize,
+    /// Pattern occurrences counted (the sum of every context's counts).
+    pub patterns: u64,
+    /// Distinct contexts (rows).
+    pub contexts: u64,
+    /// Bytes of the level's segment files.
+    pub bytes: u64,
+    /// Rows searched through a graph, and all rows of sealed segments.
+    pub indexed_rows: u64,
+    /// Rows not yet in a sealed segment (searched by brute force).
+    pub unsealed_rows: u64,
+}
+
+/// A retrieval language model in a store (see the module documentation).
+///
+/// ```
+/// use engram::generate::model::{Generator, Settings};
+/// use engram::generate::{Request, ScoreMode};
+/// use engram::storage::{Store, StoreOptions};
+/// let dir = tempfile::tempdir().unwrap();
+/// let store = Store::create(dir.path().join("g"), StoreOptions::default()).unwrap();
+/// let g = Generator::create(&store, Settings::default()).unwrap();
+/// g.learn(&store, &[(1, "the cat sat on the mat. the dog sat on the log.")]).unwrap();
+/// let snap = store.snapshot().unwrap();
+/// let out = g.generate(&snap, "the dog", &Request { max_tokens: 6, ..Request::default() }).unwrap();
+/// assert_eq!(out.iter().map(|t| t.text.as_str()).collect::<String>(), " sat on the");
+/// let s = g.score(&snap, "the cat sat", ScoreMode::default(), &mut |_, _| Ok(())).unwrap();
+/// assert!(s.bits_per_char() > 0.0);
+/// ```
+pub struct Generator {
+    settings: Settings,
+    embedder: Arc<dyn Embedder>,
+    vocab: Vocabulary,
+    levels: Levels,
+    docs: TableId,
+    body: TextCol,
+    kv: TableId,
+    kv_name: TextCol,
+    kv_text: TextCol,
+    kv_number: FixedCol<f64>,
+    /// Order 0 as of a snapshot version: read once per change, not per call.
+    base: Mutex<Option<(u64, Arc<Base>)>>,
+}
+
+/// Table `generator`: settings are texts, written once at creation;
+/// parameters are numbers, updated in place by each fit.
+fn kv_schema() -> Result<Schema> {
+    Schema::builder()
+        .text("name")
+        .text("text")
+        .fixed("number", FixedType::F64)
+        .unique("name")
+        .build()
+}
+
+fn docs_schema() -> Result<Schema> {
+    Schema::builder().text("body").build()
+}
+
+impl Generator {
+    /// Make `store` a generator with `settings` (it must hold no generator).
+    pub fn create(store: &Store, settings: Settings) -> Result<Generator> {
+        let settings = settings.checked()?;
+        if store.table("generator").is_ok() {
+            return Err(Error::InvalidArgument("the store already holds a generator".into()));
+        }
+        let kv = store.create_table("generator", kv_schema()?)?;
+        store.create_table("docs", docs_schema()?)?;
+        let g = Generator::assemble(store, kv, settings)?;
+        g.write_settings(store)?;
+        Ok(g)
+    }
+
+    /// The generator of `store`, with the settings it was created with.
+    pub fn open(store: &Store) -> Result<Generator> {
+        let kv = store.table("generator").map_err(|e| match e {
+            Error::NoSuchTable(_) => Error::InvalidArgument("the store holds no generator".into()),
+            e => e,
+        })?;
+        let schema = kv_schema()?;
+        let (name, text) = (schema.text("name")?, schema.text("text")?);
+        let snap = store.snapshot()?;
+        let rows = snap
+            .table(kv)?
+            .rows()
+            .map(|r| Ok((r.text(name)?.into_owned(), r.text(text)?.into_owned())))
+            .collect::<Result<HashMap<_, _>>>()?;
+        Generator::assemble(store, kv, Settings::decode(&rows)?)
+    }
+
+    fn assemble(store: &Store, kv: TableId, settings: Settings) -> Result<Generator> {
+        let embedder = settings.embedder.build()?;
+        let dim = embedder.dim();
+        let vocab = Vocabulary::open_or_create(store, embedder.clone())?;
+        let longest = settings.lengths.iter().copied().max().unwrap_or(1);
+        let keyer = ContextKeyer::new(dim, longest, settings.key_decay, settings.seed)?;
+        let levels = Levels::open_or_create(store, keyer, dim, &settings.lengths)?;
+        let (kvs, docs) = (kv_schema()?, docs_schema()?);
+        Ok(Generator {
+            embedder,
+            vocab,
+            levels,
+            docs: store.table("docs")?,
+            body: docs.text("body")?,
+            kv,
+            kv_name: kvs.text("name")?,
+            kv_text: kvs.text("text")?,
+            kv_number: kvs.fixed("number")?,
+            base: Mutex::new(None),
+            settings,
+        })
+    }
+
+    fn write_settings(&self, store: &Store) -> Result<()> {
+        let schema = store.schema(self.kv)?;
+        let mut b = WriteBatch::new();
+        for (k, v) in self.settings.encode() {
+            b.append(self.kv, Row::new(&schema).with(self.kv_name, k).with(self.kv_text, v));
+        }
+        store.write(b)?;
+        Ok(())
+    }
+
+    fn read_numbers(&self, snap: &Snapshot) -> Result<HashMap<String, f64>> {
+        snap.table(self.kv)?
+            .rows()
+            .filter(|r| r.text(self.kv_text).is_ok_and(|t| t.is_empty()))
+            .map(|r| Ok((r.text(self.kv_name)?.into_owned(), r.get(self.kv_number))))
+            .collect()
+    }
+
+    /// The settings it was created with.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Its embedder.
+    pub fn embedder(&self) -> &Arc<dyn Embedder> {
+        &self.embedder
+    }
+
+    /// Its vocabulary.
+    pub fn vocab(&self) -> &Vocabulary {
+        &self.vocab
+    }
+
+    /// Its pattern levels.
+    pub fn levels(&self) -> &Levels {
+        &self.levels
+    }
+
+    /// Learn documents `(id, text)` (ids not learned before, distinct) in
+    /// two atomic writes: the vocabulary first (for the token ids), then
+    /// the patterns with the documents themselves. A crash between the two
+    /// leaves token counts raised for documents that are not recorded, and
+    /// nothing else: the documents can be learned again.
+    pub fn learn(&self, store: &Store, docs: &[(u64, &str)]) -> Result<Learned> {
+        let snap = store.snapshot()?;
+        let t = snap.table(self.docs)?;
+        let mut seen = std::collections::HashSet::new();
+        for &(id, _) in docs {
+            if t.get(RowId(id)).is_some() || !seen.insert(id) {
+                return Err(Error::InvalidArgument(format!("document {id} is already learned")));
+            }
+        }
+        let tokenized: Vec<Vec<&str>> = docs
+            .iter()
+            .map(|(_, text)| tokenize(text).map(|t| t.text).collect())
+            .collect();
+        let all: Vec<&str> = tokenized.iter().flatten().copied().collect();
+        let ids = self.vocab.learn(store, &all)?;
+        let mut embedded: HashMap<&str, Vec<f32>> = HashMap::new();
+        for w in &all {
+            embedded.entry(w).or_insert_with(|| self.embedder.embed(w));
+        }
+        let embs: Vec<Vec<&[f32]>> = tokenized
+            .iter()
+            .map(|words| words.iter().map(|w| embedded[w].as_slice()).collect())
+            .collect();
+        let mut at = 0;
+        let mut views = Vec::with_capacity(docs.len());
+        for ((id, _), e) in docs.iter().zip(&embs) {
+            views.push(Document {
+                id: *id,
+                tokens: &ids[at..at + e.len()],
+                embeddings: e,
+            });
+            at += e.len();
+        }
+        let (mut b, patterns) = self.levels.learning(store, &self.vocab, &views)?;
+        let schema = store.schema(self.docs)?;
+        for &(id, text) in docs {
+            b.insert(self.docs, RowId(id), Row::new(&schema).with(self.body, text));
+        }
+        store.write(b)?;
+        Ok(Learned {
+            documents: docs.len() as u64,
+            tokens: all.len() as u64,
+            patterns: patterns as u64,
+        })
+    }
+
+    /// Every learned document's id and text, by id.
+    pub fn documents(&self, snap: &Snapshot) -> Result<Vec<(u64, String)>> {
+        snap.table(self.docs)?
+            .rows()
+            .map(|r| Ok((r.id().0, r.text(self.body)?.into_owned())))
+            .collect()
+    }
+
+    /// The parameters in use: the fitted ones, else the defaults.
+    pub fn params(&self, snap: &Snapshot) -> Result<Params> {
+        decode_params(&self.read_numbers(snap)?, self.levels.levels().len())
+    }
+
+    /// Record `params` (checked) as the parameters in use.
+    pub fn set_params(&self, store: &Store, params: &Params) -> Result<()> {
+        params.checked(self.levels.levels().len())?;
+        let schema = store.schema(self.kv)?;
+        let mut b = WriteBatch::new();
+        for (k, v) in encode_params(params) {
+            let row = Row::new(&schema).with(self.kv_name, k).with(self.kv_number, v);
+            b.upsert(self.kv, row, vec![self.kv_number.set(v)]);
+        }
+        store.write(b)?;
+        Ok(())
+    }
+
+    /// Order 0 as of `snap`, read once per version of the store.
+    pub(crate) fn base(&self, snap: &Snapshot) -> Result<Arc<Base>> {
+        let mut cached = self.base.lock();
+        if let Some((v, b)) = cached.as_ref() {
+            if *v == snap.version() {
+                return Ok(b.clone());
+            }
+        }
+        let b = Arc::new(Base::read(snap, &self.vocab)?);
+        *cached = Some((snap.version(), b.clone()));
+        Ok(b)
+    }
+
+    /// Continue `prompt` with the parameters in use.
+    pub fn generate(&self, snap: &Snapshot, prompt: &str, req: &Request) -> Result<Vec<GeneratedToken>> {
+        self.generate_with(snap, &self.params(snap)?, prompt, req)
+    }
+
+    /// Continue `prompt` under `params`.
+    pub fn generate_with(
+        &self,
+        snap: &Snapshot,
+        params: &Params,
+        prompt: &str,
+        req: &Request,
+    ) -> Result<Vec<GeneratedToken>> {
+        params.checked(self.levels.levels().len())?;
+        let base = self.base(snap)?;
+        self.levels
+            .generate_from(snap, &self.vocab, &base, &*self.embedder, params, prompt, req)
+    }
+
+    /// Score `text` with the parameters in use (see [`Levels::score`]).
+    pub fn score(
+        &self,
+        snap: &Snapshot,
+        text: &str,
+        mode: ScoreMode,
+        progress: &mut dyn FnMut(usize, usize) -> Result<()>,
+    ) -> Result<Score> {
+        self.score_with(snap, &self.params(snap)?, text, mode, progress)
+    }
+
+    /// Score `text` under `params`.
+    pub fn score_with(
+        &self,
+        snap: &Snapshot,
+        params: &Params,
+        text: &str,
+        mode: ScoreMode,
+        progress: &mut dyn FnMut(usize, usize) -> Result<()>,
+    ) -> Result<Score> {
+        params.checked(self.levels.levels().len())?;
+        let base = self.base(snap)?;
+        self.levels
+            .score_from(snap, &self.vocab, &base, &*self.embedder, params, text, mode, progress)
+    }
+
+    /// Each level's size and graph state.
+    pub fn levels_info(&self, store: &Store) -> Result<Vec<LevelInfo>> {
+        let snap = store.snapshot()?;
+        let stats = store.stats()?;
+        let mut out = Vec::new();
+        for l in self.levels.levels() {
+            let t = snap.table(l.table)?;
+            let mut patterns = 0u64;
+            for row in t.rows() {
+                let p = self.levels.pattern_of(l, &row)?;
+                patterns += p.next.iter().map(|x| u64::from(x.1)).sum::<u64>();
+            }
+            let st = stats.tables.iter().find(|s| s.info.id == l.table);
+            out.push(LevelInfo {
+                r: l.r,
+                patterns,
+                contexts: t.len() as u64,
+                bytes: st.map_or(0, |s| s.segment_bytes),
+                indexed_rows: st.map_or(0, |s| s.indexed_rows),
+                unsealed_rows: st.map_or(0, |s| s.memtable_rows),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Whether document `id` is learned.
+    pub fn has_document(&self, snap: &Snapshot, id: u64) -> Result<bool> {
+        Ok(snap.table(self.docs)?.get(RowId(id)).is_some())
+    }
+
+    /// The id of a learned token, if any.
+    pub fn token_id(&self, snap: &Snapshot, text: &str) -> Result<Option<TokenId>> {
+        self.vocab.id(snap, text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::StoreOptions;
+
+    const DOCS: [&str; 3] = [
+        "the cat sat on the mat. the dog sat on the log.",
+        "a cat and a dog ran to the mat, and the cat sat.",
+        "the dog ran. the cat ran. the end.",
+    ];
+
+    fn bits(g: &Generator, store: &Store, text: &str) -> f64 {
+        g.score(&store.snapshot().unwrap(), text, ScoreMode::default(), &mut |_, _| {
+            Ok(())
+        })
+        .unwrap()
+        .bits
+    }
+
+    #[test]
+    fn a_generator_keeps_its_settings_documents_and_parameters_across_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("g");
+        let settings = Settings {
+            lengths: vec![1, 2, 4],
+            embedder: EmbedderSpec::Hashed { dim: 48 },
+            seed: 3,
+            ..Settings::default()
+        };
+        let probe = "the cat ran on the log, and the zebra sat.";
+        let (before, params) = {
+            let store = Store::create(&path, StoreOptions::default()).unwrap();
+            let g = Generator::create(&store, settings.clone()).unwrap();
+            assert!(Generator::create(&store, Settings::default()).is_err());
+            let l = g.learn(&store, &[(10, DOCS[0]), (11, DOCS[1])]).unwrap();
+            let n = |t: &str| tokenize(t).count() as u64;
+            assert_eq!((l.documents, l.tokens), (2, n(DOCS[0]) + n(DOCS[1])));
+            g.learn(&store, &[(12, DOCS[2])]).unwrap();
+            assert!(g.learn(&store, &[(11, "again")]).is_err(), "a document is learned once");
+            assert!(g.learn(&store, &[(20, "x"), (20, "y")]).is_err());
+            let snap = store.snapshot().unwrap();
+            assert_eq!(g.params(&snap).unwrap(), Params::default());
+            let mut p = Params {
+                discount: 0.6,
+                ..Params::default()
+            };
+            p.pi = vec![0.5, 1.0, 2.0];
+            p.strategies.params[1].alpha = 0.35;
+            p.strategies.bins[3] = Strategy::Broad;
+            g.set_params(&store, &p).unwrap();
+            assert_eq!(g.params(&store.snapshot().unwrap()).unwrap(), p);
+            p.beta = -1.0;
+            assert!(g.set_params(&store, &p).is_err());
+            (bits(&g, &store, probe), g.params(&store.snapshot().unwrap()).unwrap())
+        };
+        let store = Store::open(&path, StoreOptions::default()).unwrap();
+        let g = Generator::open(&store).unwrap();
+        assert_eq!(g.settings(), &settings);
+        let snap = store.snapshot().unwrap();
+        assert_eq!(g.params(&snap).unwrap(), params);
+        assert_eq!(bits(&g, &store, probe), before, "the same store scores the same");
+        let docs = g.documents(&snap).unwrap();
+        assert_eq!(docs.iter().map(|d| d.0).collect::<Vec<_>>(), vec![10, 11, 12]);
+        assert_eq!(docs[2].1, DOCS[2]);
+        // Learning the documents one by one counts the same as in one batch.
+        let other = Store::create(dir.path().join("h"), StoreOptions::default()).unwrap();
+        let h = Generator::create(&other, settings).unwrap();
+        for (i, d) in DOCS.iter().enumerate() {
+            h.learn(&other, &[(10 + i as u64, d)]).unwrap();
+        }
+        h.set_params(&other, &params).unwrap();
+        assert!((bits(&h, &other, probe) - before).abs() < 1e-9);
+        let info = g.levels_info(&store).unwrap();
+        assert_eq!(info.iter().map(|l| l.r).collect::<Vec<_>>(), vec![1, 2, 4]);
+        // Level r counts every position past r of each document.
+        let tokens: Vec<u64> = DOCS.iter().map(|t| tokenize(t).count() as u64).collect();
+        for l in &info {
+            assert_eq!(l.patterns, tokens.iter().map(|t| t - l.r as u64).sum::<u64>());
+            assert!(l.contexts > 0 && l.contexts <= l.patterns);
+        }
+        let empty = Store::create(dir.path().join("e"), StoreOptions::default()).unwrap();
+        assert!(Generator::open(&empty).is_err());
+    }
+}
