@@ -2,6 +2,8 @@
 
 use std::path::Path;
 
+pub mod kn;
+
 use engram::storage::{Dim, FixedType, KeySpec, Row, Schema, Value};
 use rand::Rng;
 

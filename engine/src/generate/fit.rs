@@ -1,5 +1,5 @@
 //! Fitting (l2s-transformer §12, made practical): the parameters of the
-//! mixture — the discount, `beta`, each level's `pi`, each strategy's
+//! mixture — the discounts of every order, `beta`, each level's `pi`, each strategy's
 //! `alpha` and `tau` — and the strategy of each energy bin are chosen to
 //! minimize the negative log-likelihood (the energy) of a held-out slice
 //! of the training text.
@@ -22,7 +22,7 @@ use super::model::Generator;
 use super::overlay::Overlay;
 use super::predict::{level_weights, Evidence, History, Params};
 use super::retrieve::mix;
-use super::smooth::{order0, Base};
+use super::smooth::{order0, Base, Classes, Discount};
 use super::strategy::Strategy;
 use crate::error::{Error, Result};
 use crate::storage::Store;
@@ -126,17 +126,20 @@ impl Generator {
             }
         }
         progress(total, total)?;
-        let totals = base.totals();
+        let classes = base.classes();
+        let nlevels = levels.levels().len();
         let mut evaluations = 0u64;
         let mut eval = |p: &Params, cases: &[Case]| -> f64 {
             evaluations += 1;
-            cases.iter().map(|c| -prob(c, p, totals).log2()).sum::<f64>()
+            let d = p.discounts_for(nlevels);
+            cases.iter().map(|c| -prob(c, p, &d, &classes).log2()).sum::<f64>()
         };
         let before = eval(&start, &cases);
         let mut best = start.clone();
         if best.pi.is_empty() {
             best.pi = vec![1.0; levels.levels().len()];
         }
+        best.discounts = best.discounts_for(levels.levels().len());
         let mut best_bits = eval(&best, &cases);
         for _sweep in 0..2 {
             // Each move: a candidate value for one parameter; kept if better.
@@ -149,10 +152,16 @@ impl Generator {
                     }
                 }
             };
-            for d in [0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95] {
-                let mut c = best.clone();
-                c.discount = d;
-                try_set(&mut best, &mut best_bits, c, &cases);
+            // Each discount of each order, one at a time.
+            for i in 0..best.discounts.len() {
+                for k in 0..3 {
+                    let now = best.discounts[i].0[k];
+                    for f in [0.6, 0.8, 0.9, 1.1, 1.25, 1.5] {
+                        let mut c = best.clone();
+                        c.discounts[i].0[k] = (now * f).min(k as f64 + 0.99);
+                        try_set(&mut best, &mut best_bits, c, &cases);
+                    }
+                }
             }
             for b in [0.1, 0.25, 0.5, 1.0, 2.0, 4.0] {
                 let mut c = best.clone();
@@ -284,9 +293,8 @@ fn retrieval_of(c: &Case, levels: &super::levels::Levels, p: &Params, st: Strate
 
 /// The probability of a case's token under `p` (the formula of
 /// [`Prediction::prob`](super::predict::Prediction::prob), on cached parts).
-fn prob(c: &Case, p: &Params, (total, types): (f64, f64)) -> f64 {
-    let d = p.discount;
-    let kn = c.ev.exact.prob(order0(c.cont, c.spelled, total, types, d), c.w, d);
+fn prob(c: &Case, p: &Params, d: &[Discount], classes: &Classes) -> f64 {
+    let kn = c.ev.exact.prob(order0(c.cont, c.spelled, classes, d[0]), c.w, d);
     let st = p.strategies.pick(c.ev.energy);
     let levels = &c.per_strategy[st.index()];
     let weights = level_weights(p, levels.iter().map(|&(j, h, _)| (j, h)));

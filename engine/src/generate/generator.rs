@@ -157,7 +157,7 @@ impl Levels {
         }
         let mut sampler = Sampler::new(req.sampling.clone())?;
         // The same for every step: read once, not once per token.
-        let order0 = Order0::new(base, params.discount);
+        let order0 = Order0::new(base, params.discounts_for(self.levels().len())[0]);
         let (mut out, mut text): (Vec<GeneratedToken>, String) = (Vec::new(), String::new());
         for _ in 0..req.max_tokens {
             let from = ids.len().saturating_sub(longest);

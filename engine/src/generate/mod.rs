@@ -37,6 +37,6 @@ pub use model::{EmbedderSpec, Generator, Learned, LevelInfo, Settings};
 pub use predict::{Params, Prediction};
 pub use retrieve::{Hit, Neighbour, Retrieved};
 pub use score::{Score, ScoreMode};
-pub use smooth::Smoothed;
+pub use smooth::{Discount, Smoothed};
 pub use spell::Speller;
 pub use strategy::{Strategies, Strategy, StrategyParams};

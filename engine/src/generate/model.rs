@@ -18,7 +18,7 @@ use super::generator::{GeneratedToken, Request};
 use super::levels::{Document, Levels, DEFAULT_LENGTHS};
 use super::predict::Params;
 use super::score::{Score, ScoreMode};
-use super::smooth::Base;
+use super::smooth::{Base, Discount};
 use super::strategy::Strategy;
 use crate::error::{Error, Result};
 use crate::storage::{FixedCol, FixedType, Row, RowId, Schema, Snapshot, Store, TableId, TextCol, WriteBatch};
@@ -153,10 +153,12 @@ impl Settings {
 /// Encode `p` as name/number pairs (every parameter, by name; a bin's
 /// strategy by its index).
 fn encode_params(p: &Params) -> Vec<(String, f64)> {
-    let mut kv = vec![
-        ("param.discount".to_string(), p.discount),
-        ("param.beta".to_string(), p.beta),
-    ];
+    let mut kv = vec![("param.beta".to_string(), p.beta)];
+    for (i, d) in p.discounts.iter().enumerate() {
+        for (k, x) in d.0.iter().enumerate() {
+            kv.push((format!("param.discount.{i}.{}", k + 1), *x));
+        }
+    }
     for (j, pi) in p.pi.iter().enumerate() {
         kv.push((format!("param.pi.{j}"), *pi));
     }
@@ -191,8 +193,15 @@ fn decode_params(kv: &HashMap<String, f64>, levels: usize) -> Result<Params> {
             *into = *v as usize;
         }
     };
-    f("param.discount", &mut p.discount);
     f("param.beta", &mut p.beta);
+    if kv.contains_key("param.discount.0.1") {
+        p.discounts = vec![Discount::DEFAULT; levels + 1];
+        for (i, d) in p.discounts.iter_mut().enumerate() {
+            for (k, x) in d.0.iter_mut().enumerate() {
+                f(&format!("param.discount.{i}.{}", k + 1), x);
+            }
+        }
+    }
     if kv.contains_key("param.pi.0") {
         p.pi = vec![1.0; levels];
         for (j, pi) in p.pi.iter_mut().enumerate() {
@@ -600,7 +609,7 @@ mod tests {
             let snap = store.snapshot().unwrap();
             assert_eq!(g.params(&snap).unwrap(), Params::default());
             let mut p = Params {
-                discount: 0.6,
+                discounts: vec![Discount([0.5, 0.9, 1.2]); 4],
                 ..Params::default()
             };
             p.pi = vec![0.5, 1.0, 2.0];

@@ -20,7 +20,7 @@ use std::collections::{HashMap, HashSet};
 use super::levels::Levels;
 use super::overlay::Overlay;
 use super::retrieve::{mix, Hit, Retrieved};
-use super::smooth::{check_discount, Base, Exact, DISCOUNT};
+use super::smooth::{Base, Discount, Exact};
 use super::strategy::{energy, flatness, Strategies, Strategy};
 use crate::error::{Error, Result};
 use crate::storage::Snapshot;
@@ -29,8 +29,9 @@ use crate::text::vocab::TokenId;
 /// Everything a prediction is computed with (what fitting tunes).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Params {
-    /// The absolute discount of the exact statistics, in (0, 1).
-    pub discount: f64,
+    /// The modified Kneser-Ney discounts of order 0 and then of each level
+    /// (empty: [`Discount::DEFAULT`] for all).
+    pub discounts: Vec<Discount>,
     /// Temperature of the level weights `exp(-H_r / beta)` (> 0).
     pub beta: f64,
     /// Prior weight of each level, shortest first (empty: all 1).
@@ -42,7 +43,7 @@ pub struct Params {
 impl Default for Params {
     fn default() -> Self {
         Params {
-            discount: DISCOUNT,
+            discounts: Vec::new(),
             beta: 0.5,
             pi: Vec::new(),
             strategies: Strategies::default(),
@@ -51,9 +52,26 @@ impl Default for Params {
 }
 
 impl Params {
+    /// The discounts of order 0 and each of `levels` levels.
+    pub fn discounts_for(&self, levels: usize) -> Vec<Discount> {
+        if self.discounts.is_empty() {
+            vec![Discount::DEFAULT; levels + 1]
+        } else {
+            self.discounts.clone()
+        }
+    }
+
     /// Check every parameter, for `levels` levels.
     pub fn checked(&self, levels: usize) -> Result<&Params> {
-        check_discount(self.discount)?;
+        if !(self.discounts.is_empty() || self.discounts.len() == levels + 1) {
+            return Err(Error::InvalidArgument(format!(
+                "{} discounts: one for order 0 and one per level ({levels}) are required",
+                self.discounts.len()
+            )));
+        }
+        for d in &self.discounts {
+            d.checked()?;
+        }
         let pis_ok =
             self.pi.is_empty() || (self.pi.len() == levels && self.pi.iter().all(|p| p.is_finite() && *p >= 0.0));
         if !(self.beta.is_finite() && self.beta > 0.0 && pis_ok) {
@@ -105,7 +123,7 @@ pub struct Prediction {
     /// what it retrieved.
     pub levels: Vec<(f64, Retrieved)>,
     exact: Exact,
-    discount: f64,
+    discounts: Vec<Discount>,
 }
 
 impl Levels {
@@ -200,7 +218,7 @@ impl Evidence {
             alpha,
             levels: out,
             exact: self.exact.clone(),
-            discount: params.discount,
+            discounts: params.discounts_for(levels.levels().len()),
         }
     }
 }
@@ -231,7 +249,7 @@ pub(crate) struct Order0 {
 
 impl Order0 {
     /// From `base`, at discount `d`.
-    pub fn new(base: &Base, d: f64) -> Order0 {
+    pub fn new(base: &Base, d: Discount) -> Order0 {
         let (sorted, unknown) = base.all(d);
         Order0 {
             p0: sorted.iter().copied().collect(),
@@ -249,7 +267,7 @@ impl Prediction {
 
     /// The probability of `w`, whose order-0 probability is `p0`.
     pub fn prob(&self, p0: f64, w: TokenId) -> f64 {
-        (1.0 - self.alpha) * self.exact.prob(p0, w, self.discount) + self.alpha * self.retrieval(w)
+        (1.0 - self.alpha) * self.exact.prob(p0, w, &self.discounts) + self.alpha * self.retrieval(w)
     }
 
     /// Every learned token's probability, most probable first (ties by
@@ -258,7 +276,7 @@ impl Prediction {
     /// `P_0`, so the list is a merge of the few that did with `order0`'s
     /// order, not a sort of the vocabulary.
     pub(crate) fn dist(&self, order0: &Order0) -> (Vec<(TokenId, f64)>, f64) {
-        let d = self.discount;
+        let d = &self.discounts;
         let mut head: HashSet<TokenId> = self.exact.tokens().collect();
         for (_, got) in &self.levels {
             head.extend(got.dist.iter().map(|x| x.0));
@@ -317,7 +335,8 @@ mod tests {
         for s in params.strategies.params.iter_mut() {
             s.alpha = 0.4;
         }
-        let order0 = Order0::new(&base, params.discount);
+        let ds = params.discounts_for(3);
+        let order0 = Order0::new(&base, ds[0]);
         let embs = c.embeddings(&words(text));
         let mut rng = SplitMix(17);
         for trial in 0..12 {
@@ -365,7 +384,7 @@ mod tests {
                 assert!((v - want / z).abs() < 1e-12);
             }
             // Each token: (1 - alpha) KN + alpha retrieval, with alpha the strategy's.
-            let kn = c.levels.smoothed(&snap, &c.vocab, &hist, params.discount).unwrap();
+            let kn = c.levels.smoothed(&snap, &c.vocab, &hist, &ds).unwrap();
             let alpha = if p.levels.is_empty() { 0.0 } else { 0.4 };
             assert_eq!(p.alpha, alpha);
             for &(t, q) in &kn.dist {
@@ -397,7 +416,7 @@ mod tests {
             )
             .unwrap()
             .predict(&c.levels, &params);
-        let kn = c.levels.smoothed(&snap, &c.vocab, hist, params.discount).unwrap();
+        let kn = c.levels.smoothed(&snap, &c.vocab, hist, &ds).unwrap();
         let (dist, _) = p.dist(&order0);
         assert_eq!(dist.len(), kn.dist.len());
         for &(t, q) in &kn.dist {

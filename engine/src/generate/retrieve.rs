@@ -18,7 +18,8 @@ use crate::storage::Snapshot;
 use crate::text::vocab::TokenId;
 
 /// A stored context found by a search: its pattern (next-token counts with
-/// what an overlay adds) and its cosine similarity to the query.
+/// what an overlay adds, the [`MAX_FOLLOWERS`] most frequent) and its
+/// cosine similarity to the query.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Hit {
     /// The stored context.
@@ -60,6 +61,22 @@ impl Retrieved {
     }
 }
 
+/// Followers of a neighbour that retrieval weighs: its most frequent ones.
+/// A short, common context (a space, "the") is followed by thousands of
+/// tokens; their tail is the exact statistics' business, and bounding it
+/// bounds the cost of a step.
+pub const MAX_FOLLOWERS: usize = 64;
+
+/// Keep the `n` largest counts of `next` (ties to the lower id), in id order.
+fn keep_most_frequent(next: &mut Vec<(TokenId, u32)>, n: usize) {
+    if next.len() <= n {
+        return;
+    }
+    next.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    next.truncate(n);
+    next.sort_by_key(|x| x.0);
+}
+
 impl Levels {
     /// The `k` stored contexts of level `j` nearest to the context keyed
     /// `key` (graph search with candidate list `ef`), with what `overlay`
@@ -92,6 +109,7 @@ impl Levels {
             if let Some(e) = overlay.and_then(|o| o.entry(j, pattern.hash)) {
                 pattern.next = e.next();
             }
+            keep_most_frequent(&mut pattern.next, MAX_FOLLOWERS);
             if !pattern.next.is_empty() {
                 // Cosine distance is 1 - cosine.
                 hits.push(Hit {
@@ -218,6 +236,21 @@ mod tests {
         // k keeps a prefix.
         assert_eq!(mix(2, &hits, &params(1, 0.05), 0).neighbours.len(), 1);
         assert!(levels.search_level(&snap, None, 0, &key, 0, 64).is_err());
+    }
+
+    #[test]
+    fn only_the_most_frequent_followers_are_kept() {
+        let mut v: Vec<(TokenId, u32)> = (0..100).map(|i| (TokenId(i), (i % 7) as u32 + 1)).collect();
+        keep_most_frequent(&mut v, 20);
+        assert_eq!(v.len(), 20);
+        assert!(v.windows(2).all(|w| w[0].0 < w[1].0), "id order");
+        // Counts 7 (14 of them: 6, 13, ..., 97) and the 6 lowest ids of count 6.
+        assert_eq!(v.iter().filter(|x| x.1 == 7).count(), 14);
+        let sixes: Vec<u64> = v.iter().filter(|x| x.1 == 6).map(|x| x.0 .0).collect();
+        assert_eq!(sixes, vec![5, 12, 19, 26, 33, 40]);
+        let mut short = vec![(TokenId(3), 1)];
+        keep_most_frequent(&mut short, 20);
+        assert_eq!(short, vec![(TokenId(3), 1)]);
     }
 
     #[test]

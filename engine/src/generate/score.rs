@@ -118,6 +118,7 @@ impl Levels {
         // Only adaptive scoring changes order 0; static borrows it.
         let mut learned: Option<Base> = mode.adaptive.then(|| base.clone());
         let mut embedded: HashMap<&str, Rc<Vec<f32>>> = HashMap::new();
+        let d0 = params.discounts_for(self.levels().len())[0];
         let mut ids: Vec<TokenId> = Vec::with_capacity(words.len());
         let mut embs: Vec<Rc<Vec<f32>>> = Vec::with_capacity(words.len());
         let mut out = Score {
@@ -149,7 +150,7 @@ impl Levels {
                 )?
                 .predict(self, params);
             let order0 = learned.as_ref().unwrap_or(base);
-            let p = pred.prob(order0.p0(Some(id), w, params.discount), id);
+            let p = pred.prob(order0.p0(Some(id), w, d0), id);
             let bits = -p.log2();
             out.bits += bits;
             if mode.per_token {

