@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 PGRX_TEST_DIR ?= /tmp/pgrx-test
 
-.PHONY: setup demo test test-engine test-loom test-pg test-sql test-pg-integration lint fmt bench-storage bench-storage-quick bench-kernels bench-ann bench-ann-quick bench-pgvector ann-data clean-pg
+.PHONY: setup demo test test-engine test-loom test-pg test-sql test-pg-integration lint fmt bench-storage bench-storage-quick bench-kernels bench-ann bench-ann-quick bench-pgvector bench-generate ann-data clean-pg
 
 setup:
 	@bash scripts/setup.sh
@@ -72,6 +72,11 @@ bench-ann-quick:
 ## same server: target/bench/pgvector.json.
 bench-pgvector:
 	bash scripts/bench-pgvector $(if $(ANN_N),--n $(ANN_N))
+
+## Retrieval-based generation on Shakespeare (whole plays held out) against
+## Kneser-Ney, infini-gram, PPMd and zpaq in the same run: target/bench/generate.json.
+bench-generate:
+	bash scripts/bench-generate
 
 bench-storage-quick:
 	cargo run --release -q -p engram-benches --bin bench_storage -- 50000

@@ -2,7 +2,10 @@
 //! and upsert them in place, reopen the store and read them back through a
 //! snapshot; then search 2,000 real sentence embeddings through HNSW
 //! graphs, reading each hit's text from the search's own snapshot, with
-//! what happened printed along the way.
+//! what happened printed along the way. Last, a language model made of
+//! search: learn the sample's verses, fit, write three continuations, trace
+//! a token to the verse it came from, and score held-out verses in bits per
+//! character.
 //!
 //! `cargo run --release -p engram --example demo [DIR]`
 
@@ -10,6 +13,7 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 
+use engram::generate::{Generator, Request, Sampling, ScoreMode, Settings};
 use engram::index::{Filter, Hnsw, Search, SearchParams};
 use engram::storage::{Dim, FixedType, KeySpec, Row, Schema, Sparse, SparseKind, Store, StoreOptions};
 
@@ -117,7 +121,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("row 0 read back intact with its update; deleted row stays deleted");
     drop(snap);
     drop(store);
-    search_demo(&dir.with_extension("search"))
+    search_demo(&dir.with_extension("search"))?;
+    generation_demo(&dir.with_extension("generate"))
 }
 
 /// The committed sample of real embeddings: 2,000 KJV verses and 100
@@ -268,5 +273,135 @@ fn search_demo(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
             ..SearchParams::default()
         },
     )?;
+    Ok(())
+}
+
+fn generation_demo(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    let _ = std::fs::remove_dir_all(dir);
+    let s = load_sample()?;
+    println!(
+        "\n== generation by retrieval: learn {} KJV verses, score the {} held-out ones",
+        s.texts.len(),
+        s.query_texts.len()
+    );
+    let store = Store::create(
+        dir,
+        StoreOptions {
+            indexer: Some(Arc::new(Hnsw::default())),
+            ..StoreOptions::default()
+        },
+    )?;
+    let g = Generator::create(&store, Settings::default())?;
+    // Documents of 50 verses, so traces name a passage.
+    let docs: Vec<(u64, String)> = s
+        .texts
+        .chunks(50)
+        .enumerate()
+        .map(|(i, verses)| (i as u64 + 1, verses.join("\n") + "\n"))
+        .collect();
+    let t = std::time::Instant::now();
+    let refs: Vec<(u64, &str)> = docs.iter().map(|(i, d)| (*i, d.as_str())).collect();
+    let learned = g.learn(&store, &refs)?;
+    store.optimize()?;
+    println!(
+        "learned {} documents: {} tokens, {} patterns over {} levels, graphs built, in {:.1} s",
+        learned.documents,
+        learned.tokens,
+        learned.patterns,
+        g.levels().levels().len(),
+        t.elapsed().as_secs_f64()
+    );
+    let fit = g.fit(&store, &mut |_, _| Ok(()))?;
+    println!(
+        "fit on a held-out slice of the training text ({} tokens): {:.3} -> {:.3} bits per character",
+        fit.heldout_tokens, fit.bpc_before, fit.bpc_after
+    );
+    let snap = store.snapshot()?;
+    let runs = [
+        ("And God said,", Sampling::default(), "greedy"),
+        (
+            "And the LORD",
+            Sampling {
+                temperature: 0.8,
+                top_p: 0.9,
+                seed: 3,
+                ..Sampling::default()
+            },
+            "temperature 0.8, top_p 0.9, seed 3",
+        ),
+        (
+            "In the beginning",
+            Sampling {
+                temperature: 1.0,
+                top_k: 20,
+                repetition_penalty: 1.3,
+                seed: 11,
+                ..Sampling::default()
+            },
+            "temperature 1, top_k 20, repetition penalty 1.3, seed 11",
+        ),
+    ];
+    let mut first = Vec::new();
+    for (prompt, sampling, how) in runs {
+        let out = g.generate(
+            &snap,
+            prompt,
+            &Request {
+                max_tokens: 30,
+                sampling,
+                stop: vec!["\n".into()],
+                ..Request::default()
+            },
+        )?;
+        let text: String = out.iter().map(|t| t.text.as_str()).collect();
+        println!("[{how}] {prompt}{text}");
+        if first.is_empty() {
+            first = out;
+        }
+    }
+    // The trace of the first word generated: where it was learned.
+    if let Some(tok) = first.iter().find(|t| t.text.trim().len() > 2 && !t.trace.is_empty()) {
+        let top = &tok.trace[0];
+        let doc = &docs[(top.doc - 1) as usize].1;
+        let at: String = engram::text::tokenize(doc)
+            .skip(top.pos.saturating_sub(8) as usize)
+            .take(12)
+            .map(|t| t.text)
+            .collect();
+        println!(
+            "trace of {:?} (p {:.3}, strategy {}, confidence {:.2}): level {}, document {}, token {}, similarity {:.3}, share {:.3}: ...{}...",
+            tok.text,
+            tok.prob,
+            tok.strategy.name(),
+            tok.confidence,
+            top.level,
+            top.doc,
+            top.pos,
+            top.sim,
+            top.share,
+            at.replace('\n', " / ")
+        );
+    }
+    let heldout = s.query_texts.join("\n") + "\n";
+    for adaptive in [false, true] {
+        let r = g.score(
+            &snap,
+            &heldout,
+            ScoreMode {
+                adaptive,
+                per_token: false,
+            },
+            &mut |_, _| Ok(()),
+        )?;
+        println!(
+            "held-out verses, {}: {} chars, {} tokens ({} never learned), {:.3} bits per character, per-token perplexity {:.1}",
+            if adaptive { "adaptive" } else { "static" },
+            r.chars,
+            r.tokens,
+            r.unknown,
+            r.bits_per_char(),
+            r.perplexity()
+        );
+    }
     Ok(())
 }

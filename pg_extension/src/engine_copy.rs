@@ -36,6 +36,7 @@ fn spec(cat: &StoreRow) -> CopySpec {
         table: TABLE.into(),
         schema: cat.schema(),
         source_id: convert::SOURCE_ID.into(),
+        deriver: None,
     }
 }
 

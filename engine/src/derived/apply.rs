@@ -78,6 +78,17 @@ impl DerivedCopy {
     /// Apply `changes` and set `watermark`, whole: one log record when
     /// small, a bulk ingest otherwise. The caller holds the role.
     fn apply(&self, changes: &mut dyn ChangeSet, watermark: u64) -> Result<()> {
+        if let Some(d) = &self.deriver {
+            let mut rows = Vec::new();
+            changes.replay(&mut |c| match c {
+                Change::Insert(id, row) => {
+                    rows.push((id, row));
+                    Ok(())
+                }
+                Change::Delete(id) => Err(no_deletes(id)),
+            })?;
+            return d.insert(self.store(), rows, watermark, &|| false);
+        }
         let snap = self.store().snapshot()?;
         let (table, source) = (self.table(), self.source_column());
         if changes.bytes() <= LOG_BYTES {
@@ -143,6 +154,19 @@ impl DerivedCopy {
                 .map(|(_, r)| *r)
                 .collect();
             let (table, col) = (self.table(), self.source_column());
+            if let Some(d) = &self.deriver {
+                if let Some(r) = gone.first() {
+                    return Err(no_deletes(t.get(*r).map_or(0, |row| row.get(col))));
+                }
+                let mut rows = Vec::with_capacity(missing.len());
+                source.rows(Some(&missing), &mut |id, row| {
+                    rows.push((id, row));
+                    Ok(())
+                })?;
+                d.insert(self.store(), rows, latest, wait.cancelled)?;
+                role.release()?;
+                return Ok(Step::Applied);
+            }
             let check = |n: usize| {
                 if n.is_multiple_of(1024) && (wait.cancelled)() {
                     Err(Error::Cancelled)
@@ -176,6 +200,13 @@ impl DerivedCopy {
         role.release()?;
         Ok(Step::Applied)
     }
+}
+
+/// What a copy with a deriver answers to a delete.
+fn no_deletes(id: u64) -> Error {
+    Error::InvalidArgument(format!(
+        "source row {id} was deleted, and a derived copy takes no deletes: rebuild it"
+    ))
 }
 
 /// Rows a catch-up inserts in one log record at most; more go through a

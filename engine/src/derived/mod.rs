@@ -42,10 +42,26 @@ use crate::storage::{FixedCol, Row, RowId, Schema, Store, StoreOptions, TableId,
 /// Bytes of changes above which a change set is ingested rather than logged.
 pub const LOG_BYTES: usize = 16 << 20;
 
+/// What a copy derives from its source rows beyond the rows themselves
+/// (a generator's vocabulary and pattern levels, say). Without one, a copy
+/// is its table; with one, the deriver writes every row and what it
+/// derives, and the copy takes no deletes (a change set or catch-up that
+/// needs one fails, and the copy is rebuilt).
+pub trait Deriver: Send + Sync {
+    /// Make what the deriver keeps in a new copy, whose table exists.
+    fn create(&self, store: &Store) -> Result<()>;
+    /// Write `rows` (source id, row without its source-id column) and all
+    /// that derives from them, the last write setting `watermark`. Several
+    /// writes are allowed if each row is written whole with what derives
+    /// from it: a crash between them leaves rows the copy holds and rows it
+    /// lacks, which a catch-up (by the difference of ids) completes.
+    fn insert(&self, store: &Store, rows: Vec<(u64, Row)>, watermark: u64, cancelled: &dyn Fn() -> bool) -> Result<()>;
+}
+
 /// What a derived copy holds: its table's name and schema, the unique u64
-/// column that holds source ids, and the tag that ties the copy to one
-/// incarnation of its source.
-#[derive(Clone, Debug, PartialEq)]
+/// column that holds source ids, the tag that ties the copy to one
+/// incarnation of its source, and what else derives from the rows.
+#[derive(Clone)]
 pub struct CopySpec {
     /// Recorded in the store ([`StoreOptions::tag`]); a copy with another
     /// tag is foreign.
@@ -56,6 +72,19 @@ pub struct CopySpec {
     pub schema: Schema,
     /// The schema's unique u64 column of source ids.
     pub source_id: String,
+    /// What derives from the rows, if more than the rows.
+    pub deriver: Option<Arc<dyn Deriver>>,
+}
+
+impl std::fmt::Debug for CopySpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CopySpec")
+            .field("tag", &self.tag)
+            .field("table", &self.table)
+            .field("source_id", &self.source_id)
+            .field("deriver", &self.deriver.is_some())
+            .finish()
+    }
 }
 
 impl CopySpec {
@@ -106,6 +135,7 @@ pub struct DerivedCopy {
     table: TableId,
     source: FixedCol<u64>,
     schema: Arc<Schema>,
+    deriver: Option<Arc<dyn Deriver>>,
 }
 
 /// What [`DerivedCopy::open`] found.
@@ -154,6 +184,7 @@ impl DerivedCopy {
                 table,
                 source,
                 schema,
+                deriver: spec.deriver.clone(),
             }))
         };
         match check() {

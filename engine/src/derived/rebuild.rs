@@ -13,6 +13,9 @@ use super::{CopySpec, DerivedCopy, Opened, RoleWait, RowSource};
 use crate::error::{Error, IoContext, Result};
 use crate::storage::{Mode, Store, StoreOptions, SyncPolicy, WriterLock};
 
+/// Bytes of source rows handed to a deriver at a time while rebuilding.
+const DERIVE_BYTES: usize = 8 << 20;
+
 /// What a rebuild did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rebuilt {
@@ -69,15 +72,33 @@ impl DerivedCopy {
             let store = Store::create(&fresh, writer)?;
             let t = store.create_table(&spec.table, spec.schema.clone())?;
             let mut n = 0u64;
-            store.ingest_with(t, Some(latest), |sink| {
+            if let Some(d) = &spec.deriver {
+                d.create(&store)?;
+                // In batches of about DERIVE_BYTES of rows, in source order.
+                let mut batch = Vec::new();
+                let mut bytes = 0;
                 source.rows(None, &mut |id, row| {
                     n += 1;
-                    if n.is_multiple_of(1024) && (wait.cancelled)() {
-                        return Err(Error::Cancelled);
+                    bytes += row.log_bytes();
+                    batch.push((id, row));
+                    if bytes >= DERIVE_BYTES {
+                        bytes = 0;
+                        d.insert(&store, std::mem::take(&mut batch), latest, wait.cancelled)?;
                     }
-                    sink.insert(row.with(col, id)).map(|_| ())
-                })
-            })?;
+                    Ok(())
+                })?;
+                d.insert(&store, batch, latest, wait.cancelled)?;
+            } else {
+                store.ingest_with(t, Some(latest), |sink| {
+                    source.rows(None, &mut |id, row| {
+                        n += 1;
+                        if n.is_multiple_of(1024) && (wait.cancelled)() {
+                            return Err(Error::Cancelled);
+                        }
+                        sink.insert(row.with(col, id)).map(|_| ())
+                    })
+                })?;
+            }
             store.optimize()?;
             store.sync()?;
             n

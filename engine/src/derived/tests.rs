@@ -22,6 +22,7 @@ fn spec() -> CopySpec {
             .build()
             .unwrap(),
         source_id: "sid".into(),
+        deriver: None,
     }
 }
 

@@ -20,8 +20,9 @@ use super::predict::Params;
 use super::score::{Score, ScoreMode};
 use super::smooth::{Base, Discount};
 use super::strategy::Strategy;
+use crate::derived::Deriver;
 use crate::error::{Error, Result};
-use crate::storage::{FixedCol, FixedType, Row, RowId, Schema, Snapshot, Store, TableId, TextCol, WriteBatch};
+use crate::storage::{FixedCol, FixedType, Row, Schema, Snapshot, Store, TableId, TextCol, Value, WriteBatch};
 use crate::text::embed::{Embedder, HashedNgrams};
 use crate::text::tokenize;
 use crate::text::vocab::{TokenId, Vocabulary};
@@ -150,8 +151,20 @@ impl Settings {
     }
 }
 
-/// Encode `p` as name/number pairs (every parameter, by name; a bin's
-/// strategy by its index).
+impl Params {
+    /// Every parameter as a (name, number) pair (a bin's strategy by its
+    /// index): how a store, or a catalog, records them.
+    pub fn to_pairs(&self) -> Vec<(String, f64)> {
+        encode_params(self)
+    }
+
+    /// The parameters recorded as `pairs` (the defaults where none are),
+    /// checked for `levels` levels.
+    pub fn from_pairs(pairs: &HashMap<String, f64>, levels: usize) -> Result<Params> {
+        decode_params(pairs, levels)
+    }
+}
+
 fn encode_params(p: &Params) -> Vec<(String, f64)> {
     let mut kv = vec![("param.beta".to_string(), p.beta)];
     for (i, d) in p.discounts.iter().enumerate() {
@@ -279,6 +292,7 @@ pub struct Generator {
     vocab: Vocabulary,
     levels: Levels,
     docs: TableId,
+    doc_id: FixedCol<u64>,
     body: TextCol,
     kv: TableId,
     kv_name: TextCol,
@@ -299,9 +313,17 @@ fn kv_schema() -> Result<Schema> {
         .build()
 }
 
-fn docs_schema() -> Result<Schema> {
-    Schema::builder().text("body").build()
+/// Table `docs` of a generator: each learned document's id (unique) and text.
+pub fn docs_schema() -> Result<Schema> {
+    Schema::builder()
+        .fixed(DOC_ID, FixedType::U64)
+        .text("body")
+        .unique(DOC_ID)
+        .build()
 }
+
+/// The column of `docs` that holds document ids.
+pub const DOC_ID: &str = "id";
 
 impl Generator {
     /// Make `store` a generator with `settings` (it must hold no generator).
@@ -311,7 +333,15 @@ impl Generator {
             return Err(Error::InvalidArgument("the store already holds a generator".into()));
         }
         let kv = store.create_table("generator", kv_schema()?)?;
-        store.create_table("docs", docs_schema()?)?;
+        match store.table("docs") {
+            // A derived copy makes its source table first.
+            Ok(t) if *store.schema(t)? == docs_schema()? => {}
+            Ok(_) => return Err(Error::InvalidArgument("table docs is not a generator's".into())),
+            Err(Error::NoSuchTable(_)) => {
+                store.create_table("docs", docs_schema()?)?;
+            }
+            Err(e) => return Err(e),
+        }
         let g = Generator::assemble(store, kv, settings)?;
         g.write_settings(store)?;
         Ok(g)
@@ -347,6 +377,7 @@ impl Generator {
             vocab,
             levels,
             docs: store.table("docs")?,
+            doc_id: docs.fixed(DOC_ID)?,
             body: docs.text("body")?,
             kv,
             kv_name: kvs.text("name")?,
@@ -401,11 +432,17 @@ impl Generator {
     /// leaves token counts raised for documents that are not recorded, and
     /// nothing else: the documents can be learned again.
     pub fn learn(&self, store: &Store, docs: &[(u64, &str)]) -> Result<Learned> {
+        self.learn_at(store, docs, None)
+    }
+
+    /// [`Generator::learn`], the second write also setting the store's
+    /// watermark to `watermark` (a derived copy's).
+    pub fn learn_at(&self, store: &Store, docs: &[(u64, &str)], watermark: Option<u64>) -> Result<Learned> {
         let snap = store.snapshot()?;
         let t = snap.table(self.docs)?;
         let mut seen = std::collections::HashSet::new();
         for &(id, _) in docs {
-            if t.get(RowId(id)).is_some() || !seen.insert(id) {
+            if t.find(&Value::UInt(id))?.is_some() || !seen.insert(id) {
                 return Err(Error::InvalidArgument(format!("document {id} is already learned")));
             }
         }
@@ -436,7 +473,10 @@ impl Generator {
         let (mut b, patterns) = self.levels.learning(store, &self.vocab, &views)?;
         let schema = store.schema(self.docs)?;
         for &(id, text) in docs {
-            b.insert(self.docs, RowId(id), Row::new(&schema).with(self.body, text));
+            b.append(self.docs, Row::new(&schema).with(self.doc_id, id).with(self.body, text));
+        }
+        if let Some(w) = watermark {
+            b.set_watermark(w);
         }
         store.write(b)?;
         Ok(Learned {
@@ -448,10 +488,13 @@ impl Generator {
 
     /// Every learned document's id and text, by id.
     pub fn documents(&self, snap: &Snapshot) -> Result<Vec<(u64, String)>> {
-        snap.table(self.docs)?
+        let mut docs: Vec<(u64, String)> = snap
+            .table(self.docs)?
             .rows()
-            .map(|r| Ok((r.id().0, r.text(self.body)?.into_owned())))
-            .collect()
+            .map(|r| Ok((r.get(self.doc_id), r.text(self.body)?.into_owned())))
+            .collect::<Result<_>>()?;
+        docs.sort_by_key(|d| d.0);
+        Ok(docs)
     }
 
     /// The parameters in use: the fitted ones, else the defaults.
@@ -557,12 +600,76 @@ impl Generator {
 
     /// Whether document `id` is learned.
     pub fn has_document(&self, snap: &Snapshot, id: u64) -> Result<bool> {
-        Ok(snap.table(self.docs)?.get(RowId(id)).is_some())
+        Ok(snap.table(self.docs)?.find(&Value::UInt(id))?.is_some())
     }
 
     /// The id of a learned token, if any.
     pub fn token_id(&self, snap: &Snapshot, text: &str) -> Result<Option<TokenId>> {
         self.vocab.id(snap, text)
+    }
+}
+
+/// A generator as a derived copy of its documents ([`crate::derived`]):
+/// the copy's table is `docs` ([`docs_schema`]), and learning them is what
+/// derives the rest.
+pub struct GeneratorCopy {
+    settings: Settings,
+}
+
+impl GeneratorCopy {
+    /// Copies made with `settings`.
+    pub fn new(settings: Settings) -> Result<GeneratorCopy> {
+        Ok(GeneratorCopy {
+            settings: settings.checked()?,
+        })
+    }
+}
+
+/// Bytes of document text learned per write by a derived copy.
+const COPY_BYTES: usize = 4 << 20;
+
+impl Deriver for GeneratorCopy {
+    fn create(&self, store: &Store) -> Result<()> {
+        Generator::create(store, self.settings.clone()).map(|_| ())
+    }
+
+    fn insert(&self, store: &Store, rows: Vec<(u64, Row)>, watermark: u64, cancelled: &dyn Fn() -> bool) -> Result<()> {
+        let g = Generator::open(store)?;
+        if g.settings != self.settings {
+            return Err(Error::InvalidArgument(
+                "the copy was made with other generator settings".into(),
+            ));
+        }
+        let body = docs_schema()?.text("body")?;
+        let mut docs: Vec<(u64, String)> = Vec::with_capacity(rows.len());
+        for (id, row) in rows {
+            let text = match row.get(body.0) {
+                Value::Str(s) => s.clone(),
+                _ => String::new(),
+            };
+            docs.push((id, text));
+        }
+        // Whole documents per write, the last write setting the watermark.
+        let mut start = 0;
+        while start < docs.len() || (start == 0 && docs.is_empty()) {
+            if cancelled() {
+                return Err(Error::Cancelled);
+            }
+            let mut end = start;
+            let mut bytes = 0;
+            while end < docs.len() && (end == start || bytes + docs[end].1.len() <= COPY_BYTES) {
+                bytes += docs[end].1.len();
+                end += 1;
+            }
+            let last = end >= docs.len();
+            let chunk: Vec<(u64, &str)> = docs[start..end].iter().map(|(i, t)| (*i, t.as_str())).collect();
+            g.learn_at(store, &chunk, last.then_some(watermark))?;
+            if docs.is_empty() {
+                break;
+            }
+            start = end;
+        }
+        Ok(())
     }
 }
 
@@ -648,5 +755,112 @@ mod tests {
         }
         let empty = Store::create(dir.path().join("e"), StoreOptions::default()).unwrap();
         assert!(Generator::open(&empty).is_err());
+    }
+}
+
+#[cfg(test)]
+mod copy_tests {
+    use super::*;
+    use crate::derived::{Change, CopySpec, DerivedCopy, RoleWait, RowSource, Step, Turn};
+    use crate::storage::StoreOptions;
+    use std::collections::BTreeMap;
+
+    struct Docs(BTreeMap<u64, String>);
+
+    fn doc_row(text: &str) -> Row {
+        let s = docs_schema().unwrap();
+        Row::new(&s).with(s.text("body").unwrap(), text)
+    }
+
+    impl RowSource for Docs {
+        fn ids(&mut self) -> Result<Vec<u64>> {
+            Ok(self.0.keys().copied().collect())
+        }
+        fn rows(&mut self, only: Option<&[u64]>, each: &mut dyn FnMut(u64, Row) -> Result<()>) -> Result<()> {
+            let ids: Vec<u64> = only.map_or_else(|| self.0.keys().copied().collect(), <[u64]>::to_vec);
+            for id in ids {
+                each(id, doc_row(&self.0[&id]))?;
+            }
+            Ok(())
+        }
+    }
+
+    const WAIT: RoleWait<'static> = RoleWait {
+        timeout: std::time::Duration::from_secs(5),
+        cancelled: &|| false,
+    };
+    const NOW: Turn = Turn {
+        waits: 0,
+        pause: std::time::Duration::from_millis(1),
+    };
+
+    fn bits(store: &Store, text: &str) -> f64 {
+        let g = Generator::open(store).unwrap();
+        g.score(&store.snapshot().unwrap(), text, ScoreMode::default(), &mut |_, _| {
+            Ok(())
+        })
+        .unwrap()
+        .bits
+    }
+
+    #[test]
+    fn a_generator_is_a_derived_copy_of_its_documents() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = Settings {
+            lengths: vec![1, 2, 3],
+            ..Settings::default()
+        };
+        let spec = CopySpec {
+            tag: "gen-1".into(),
+            table: "docs".into(),
+            schema: docs_schema().unwrap(),
+            source_id: DOC_ID.into(),
+            deriver: Some(Arc::new(GeneratorCopy::new(settings.clone()).unwrap())),
+        };
+        let texts = ["the cat sat on the mat.", "the dog sat on the log.", "a cat ran."];
+        let mut src = Docs(
+            texts
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (i as u64 + 1, t.to_string()))
+                .collect(),
+        );
+        let path = dir.path().join("copy");
+        let (copy, done) = DerivedCopy::rebuild(&path, StoreOptions::reader(), &spec, 3, &mut src, WAIT).unwrap();
+        assert_eq!((done.rows, copy.watermark().unwrap()), (3, 3));
+        // The same as learning the documents directly.
+        let direct = Store::create(dir.path().join("direct"), StoreOptions::default()).unwrap();
+        let g = Generator::create(&direct, settings).unwrap();
+        g.learn(&direct, &[(1, texts[0]), (2, texts[1]), (3, texts[2])])
+            .unwrap();
+        let probe = "the cat sat on the log.";
+        assert!((bits(copy.store(), probe) - bits(&direct, probe)).abs() < 1e-9);
+
+        // A published change set is learned, at its watermark.
+        let mut changes = vec![Change::Insert(4, doc_row("the dog ran to the mat."))];
+        assert_eq!(copy.publish(3, 4, &mut changes, WAIT, NOW).unwrap(), Step::Applied);
+        assert_eq!(copy.watermark().unwrap(), 4);
+        let gen = Generator::open(copy.store()).unwrap();
+        assert!(gen.has_document(&copy.store().snapshot().unwrap(), 4).unwrap());
+        // A delete cannot be derived: refused, nothing changed.
+        let mut delete = vec![Change::Delete(1)];
+        assert!(copy.publish(4, 5, &mut delete, WAIT, NOW).is_err());
+        assert_eq!(copy.watermark().unwrap(), 4);
+        // Catch-up learns what the copy lacks.
+        src.0.insert(4, "the dog ran to the mat.".into());
+        src.0.insert(7, "the end.".into());
+        assert_eq!(copy.catch_up(6, &mut src, WAIT).unwrap(), Step::Applied);
+        assert_eq!(copy.watermark().unwrap(), 6);
+        let docs = gen.documents(&copy.store().snapshot().unwrap()).unwrap();
+        assert_eq!(docs.iter().map(|d| d.0).collect::<Vec<_>>(), vec![1, 2, 3, 4, 7]);
+        // A source row gone cannot be caught up: the copy must be rebuilt.
+        src.0.remove(&2);
+        assert!(copy.catch_up(7, &mut src, WAIT).is_err());
+        let (copy, _) = DerivedCopy::rebuild(&path, StoreOptions::reader(), &spec, 7, &mut src, WAIT).unwrap();
+        let docs = Generator::open(copy.store())
+            .unwrap()
+            .documents(&copy.store().snapshot().unwrap())
+            .unwrap();
+        assert_eq!(docs.iter().map(|d| d.0).collect::<Vec<_>>(), vec![1, 3, 4, 7]);
     }
 }

@@ -50,15 +50,37 @@ fn get(v: &[(TokenId, u32)], t: TokenId) -> i64 {
     v.binary_search_by_key(&t, |x| x.0).map_or(0, |i| i64::from(v[i].1))
 }
 
+/// `stored` (by id) plus `delta`, positive counts only, by id: one linear
+/// merge (a common context holds thousands of counts).
 fn merged(stored: &[(TokenId, u32)], delta: &BTreeMap<TokenId, i64>) -> Vec<(TokenId, u32)> {
-    let mut m: BTreeMap<TokenId, i64> = stored.iter().map(|&(t, c)| (t, i64::from(c))).collect();
-    for (&t, &d) in delta {
-        *m.entry(t).or_default() += d;
+    let mut out = Vec::with_capacity(stored.len() + delta.len());
+    let mut push = |t: TokenId, c: i64| {
+        if c > 0 {
+            out.push((t, u32::try_from(c).unwrap_or(u32::MAX)));
+        }
+    };
+    let mut d = delta.iter().peekable();
+    for &(t, c) in stored {
+        while let Some((&dt, &dc)) = d.peek() {
+            if dt >= t {
+                break;
+            }
+            push(dt, dc);
+            d.next();
+        }
+        let extra = match d.peek() {
+            Some((&dt, &dc)) if dt == t => {
+                d.next();
+                dc
+            }
+            _ => 0,
+        };
+        push(t, i64::from(c) + extra);
     }
-    m.into_iter()
-        .filter(|&(_, c)| c > 0)
-        .map(|(t, c)| (t, u32::try_from(c).unwrap_or(u32::MAX)))
-        .collect()
+    for (&dt, &dc) in d {
+        push(dt, dc);
+    }
+    out
 }
 
 impl Entry {
@@ -204,5 +226,26 @@ impl Overlay {
             }
         }
         Ok(changed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn merging_matches_a_map(stored in prop::collection::btree_map(0u64..50, 1u32..9, 0..20),
+                                 delta in prop::collection::btree_map(0u64..50, -9i64..9, 0..20)) {
+            let s: Vec<(TokenId, u32)> = stored.iter().map(|(&t, &c)| (TokenId(t), c)).collect();
+            let d: BTreeMap<TokenId, i64> = delta.iter().map(|(&t, &c)| (TokenId(t), c)).collect();
+            let mut want: BTreeMap<TokenId, i64> = s.iter().map(|&(t, c)| (t, i64::from(c))).collect();
+            for (&t, &c) in &d {
+                *want.entry(t).or_default() += c;
+            }
+            let want: Vec<(TokenId, u32)> = want.into_iter().filter(|x| x.1 > 0).map(|(t, c)| (t, c as u32)).collect();
+            prop_assert_eq!(merged(&s, &d), want);
+        }
     }
 }
