@@ -15,4 +15,6 @@ trap '"$here/pg.sh" stop' EXIT
 "$here/pg.sh" psql -d postgres -f "$here/../sql/examples/stores.sql"
 "$here/pg.sh" psql -d postgres -v sample="$(cd "$here/../tests/data/kjv-sample" && pwd)" \
   -f "$here/../sql/examples/verses.sql"
+"$here/pg.sh" psql -d postgres -v sample="$(cd "$here/../tests/data/kjv-sample" && pwd)" \
+  -f "$here/../sql/examples/generate.sql"
 echo "== demo cluster stopped"

@@ -17,7 +17,7 @@ use crate::errors::{user_error, OrRaise};
 use crate::handles::Handle;
 use crate::txn;
 
-fn check_name(name: &str) {
+pub(crate) fn check_name(name: &str) {
     let ok = (1..=63).contains(&name.len())
         && name
             .bytes()
@@ -41,7 +41,7 @@ fn check_privilege_word(p: &str) {
 
 /// Run one statement on engram's tables as the extension's owner; an SPI
 /// failure is an internal error (XX000) naming what failed.
-fn owner_run(what: &str, sql: &str, args: &[pgrx::datum::DatumWithOid<'_>]) {
+pub(crate) fn owner_run(what: &str, sql: &str, args: &[pgrx::datum::DatumWithOid<'_>]) {
     as_owner(|| Spi::run_with_args(sql, args))
         .unwrap_or_else(|e| user_error(Code::ERRCODE_INTERNAL_ERROR, format!("engram: {what} failed: {e}")))
 }
@@ -132,7 +132,7 @@ fn insert_one(store: &str, h: &Handle, id: u64, key: Vec<f32>, body: &str, meta:
 #[pg_extern]
 #[search_path(pg_catalog, pg_temp)]
 fn insert(store: &str, key: Vec<Option<f32>>, body: default!(&str, "''"), meta: default!(JsonB, "'{}'")) -> i64 {
-    let h = engine_copy::attach(store, Need::Write);
+    let h = engine_copy::attach_rows(store, Need::Write);
     let key = key_of(key, "key");
     let id = catalog::new_ids(1)[0];
     insert_one(store, &h, id, key, body, &meta.0)
@@ -150,7 +150,7 @@ fn insert_many(
     bodies: default!(Option<Vec<Option<String>>>, "NULL"),
     metas: default!(Option<Vec<Option<JsonB>>>, "NULL"),
 ) -> SetOfIterator<'static, i64> {
-    let h = engine_copy::attach(store, Need::Write);
+    let h = engine_copy::attach_rows(store, Need::Write);
     let flat = key_of(keys.iter(), "keys");
     let dim = h.dim as usize;
     if !flat.len().is_multiple_of(dim) {
@@ -196,7 +196,7 @@ fn insert_many(
 #[pg_extern]
 #[search_path(pg_catalog, pg_temp)]
 fn delete(store: &str, id: i64) -> bool {
-    engine_copy::attach(store, Need::Write);
+    engine_copy::attach_rows(store, Need::Write);
     let existed = as_owner(|| {
         Spi::get_one_with_args::<bool>(
             "WITH d AS (DELETE FROM engram.rows WHERE store = $1 AND id = $2 RETURNING 1) SELECT count(*) > 0 FROM d",
@@ -242,7 +242,7 @@ fn get(
         name!(meta, JsonB),
     ),
 > {
-    let h = engine_copy::attach(store, Need::Read);
+    let h = engine_copy::attach_rows(store, Need::Read);
     let snap = h.copy.store().snapshot().or_raise();
     let t = snap.table(h.copy.table()).or_raise();
     let row = if id < 0 {
@@ -267,7 +267,7 @@ fn scan(
         name!(meta, JsonB),
     ),
 > {
-    let h = engine_copy::attach(store, Need::Read);
+    let h = engine_copy::attach_rows(store, Need::Read);
     let snap = h.copy.store().snapshot().or_raise();
     let mut rows: Vec<RowOut> = snap
         .table(h.copy.table())

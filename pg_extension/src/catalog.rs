@@ -13,6 +13,10 @@ use crate::errors::user_error;
 /// A store's catalog row, as far as the engine copy depends on it.
 #[derive(Clone, Debug)]
 pub struct StoreRow {
+    /// `rows` or `generator`.
+    pub kind: String,
+    /// The store's settings object.
+    pub settings: serde_json::Value,
     pub dim: u32,
     pub uid: String,
     pub watermark: u64,
@@ -23,7 +27,15 @@ pub struct StoreRow {
 impl StoreRow {
     /// The schema of the store's engine table.
     pub fn schema(&self) -> engram::storage::Schema {
+        if self.is_generator() {
+            return engram::generate::model::docs_schema().unwrap_or_else(|e| crate::errors::raise(e));
+        }
         crate::convert::rows_schema(self.dim, self.index).unwrap_or_else(|e| crate::errors::raise(e))
+    }
+
+    /// Whether the store is a generator (its truth is `engram.documents`).
+    pub fn is_generator(&self) -> bool {
+        self.kind == GENERATOR
     }
 }
 
@@ -111,7 +123,10 @@ pub fn write_kept(what: &str, sql: &'static str, types: &[PgBuiltInOids], args: 
     .unwrap_or_else(|e| user_error(Code::ERRCODE_INTERNAL_ERROR, format!("engram: {what} failed: {e}")))
 }
 
-const FIND: &str = "SELECT dim, uid, watermark, settings, engram.privilege_of(name, $2, $3::regrole) \
+/// The kind of a generator store.
+pub const GENERATOR: &str = "generator";
+
+const FIND: &str = "SELECT dim, uid, watermark, settings, engram.privilege_of(name, $2, $3::regrole), kind \
                     FROM engram.stores WHERE name = $1";
 
 /// The catalog row of `name` and whether the caller has `need` on it, if
@@ -126,12 +141,20 @@ fn find_with(name: &str, need: Need) -> Option<(StoreRow, bool)> {
                 return Ok(None);
             }
             let r = t.first();
+            let settings = r.get::<pgrx::JsonB>(4)?.map(|j| j.0).unwrap_or_default();
+            let kind = r.get::<String>(6)?.unwrap_or_default();
             let row = StoreRow {
                 dim: r.get::<i32>(1)?.unwrap_or(0) as u32,
                 uid: r.get::<String>(2)?.unwrap_or_default(),
                 watermark: r.get::<i64>(3)?.unwrap_or(0) as u64,
                 // Validated at creation; a hand-edited catalog falls back to defaults.
-                index: hnsw_settings(&r.get::<pgrx::JsonB>(4)?.map(|j| j.0).unwrap_or_default()).unwrap_or_default(),
+                index: if kind == GENERATOR {
+                    Default::default()
+                } else {
+                    hnsw_settings(&settings).unwrap_or_default()
+                },
+                kind,
+                settings,
             };
             Ok(Some((row, r.get::<bool>(5)?.unwrap_or(false))))
         },

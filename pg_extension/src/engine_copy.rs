@@ -29,8 +29,21 @@ pub const TABLE: &str = "rows";
 const FETCH_ROWS: i64 = 2000;
 
 /// What a store's copy is: table `rows` of the store's schema, its source
-/// ids in column `id`, tagged with the store's `uid`.
+/// ids in column `id`, tagged with the store's `uid`; for a generator,
+/// table `docs` and everything learned from it.
 fn spec(cat: &StoreRow) -> CopySpec {
+    if cat.is_generator() {
+        let (settings, _) = crate::generation::settings_of(&cat.settings)
+            .unwrap_or_else(|why| crate::errors::user_error(pgrx::PgSqlErrorCode::ERRCODE_DATA_CORRUPTED, why));
+        let copy = engram::generate::model::GeneratorCopy::new(settings).or_raise();
+        return CopySpec {
+            tag: cat.uid.clone(),
+            table: "docs".into(),
+            schema: cat.schema(),
+            source_id: engram::generate::model::DOC_ID.into(),
+            deriver: Some(std::sync::Arc::new(copy)),
+        };
+    }
     CopySpec {
         tag: cat.uid.clone(),
         table: TABLE.into(),
@@ -38,6 +51,19 @@ fn spec(cat: &StoreRow) -> CopySpec {
         source_id: convert::SOURCE_ID.into(),
         deriver: None,
     }
+}
+
+/// The handle on an opened copy: with its generator, for a generator store.
+fn handle(copy: DerivedCopy, cat: &StoreRow) -> Rc<Handle> {
+    let generator = cat
+        .is_generator()
+        .then(|| engram::generate::Generator::open(copy.store()).or_raise());
+    Rc::new(Handle {
+        copy,
+        generator,
+        dim: cat.dim,
+        uid: cat.uid.clone(),
+    })
 }
 
 /// The writer role of a copy: up to 30 s, stopping early on a query cancel.
@@ -56,11 +82,7 @@ pub fn optimize(h: &Handle) -> engram::Result<engram::storage::MergeReport> {
 
 fn open(name: &str, cat: &StoreRow) -> Option<Rc<Handle>> {
     match DerivedCopy::open(&handles::dir_of(name), handles::options(), &spec(cat)).or_raise() {
-        Opened::Usable(copy) => Some(Rc::new(Handle {
-            copy: *copy,
-            dim: cat.dim,
-            uid: cat.uid.clone(),
-        })),
+        Opened::Usable(copy) => Some(handle(*copy, cat)),
         Opened::Missing => None,
         Opened::Unusable(why) => {
             tell(&format!(
@@ -164,6 +186,19 @@ pub fn attach(name: &str, need: Need) -> Rc<Handle> {
     h
 }
 
+/// [`attach`] for the functions of stores of kind `rows`: a generator is
+/// ERROR 42809 (wrong object type).
+pub fn attach_rows(name: &str, need: Need) -> Rc<Handle> {
+    let h = attach(name, need);
+    if h.generator.is_some() {
+        crate::errors::user_error(
+            pgrx::PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
+            format!("store {name:?} is a generator: use engram.learn, engram.generate and engram.score"),
+        );
+    }
+    h
+}
+
 /// Another backend holds the copy's writer role (an `engram.optimize`, most
 /// likely): ERROR 55P03 rather than touch the copy under its feet.
 fn busy(name: &str, e: &engram::Error) -> ! {
@@ -231,11 +266,19 @@ fn wait_in_step(h: &Handle, watermark: u64) -> InStep {
 struct SpiSource<'a> {
     name: &'a str,
     schema: &'a Schema,
+    /// Rows of `engram.documents` (a generator's), not of `engram.rows`.
+    documents: bool,
 }
 
 impl<'a> SpiSource<'a> {
     fn new(name: &'a str, schema: &'a Schema) -> SpiSource<'a> {
-        SpiSource { name, schema }
+        // A generator's copy is table `docs`: id and body.
+        let documents = schema.columns().len() == 2 && schema.text("body").is_ok() && schema.key("key").is_err();
+        SpiSource {
+            name,
+            schema,
+            documents,
+        }
     }
 }
 
@@ -247,7 +290,12 @@ impl RowSource for SpiSource<'_> {
     fn ids(&mut self) -> engram::Result<Vec<u64>> {
         as_owner(|| {
             Spi::connect(|c| {
-                let t = c.select("SELECT id FROM engram.rows WHERE store = $1", None, &[self.name.into()])?;
+                let sql = if self.documents {
+                    "SELECT id FROM engram.documents WHERE store = $1"
+                } else {
+                    "SELECT id FROM engram.rows WHERE store = $1"
+                };
+                let t = c.select(sql, None, &[self.name.into()])?;
                 t.map(|r| r.get::<i64>(1).map(|v| v.unwrap_or(0) as u64))
                     .collect::<Result<Vec<_>, _>>()
             })
@@ -260,13 +308,21 @@ impl RowSource for SpiSource<'_> {
         only: Option<&[u64]>,
         each: &mut dyn FnMut(u64, Row) -> engram::Result<()>,
     ) -> engram::Result<()> {
-        let (sql, args): (&str, Vec<pgrx::datum::DatumWithOid>) = match only {
-            None => (
+        let (all, some) = if self.documents {
+            (
+                "SELECT id, NULL::real[], body, meta FROM engram.documents WHERE store = $1 ORDER BY id",
+                "SELECT id, NULL::real[], body, meta FROM engram.documents WHERE store = $1 AND id = ANY($2) ORDER BY id",
+            )
+        } else {
+            (
                 "SELECT id, key, body, meta FROM engram.rows WHERE store = $1 ORDER BY id",
-                vec![self.name.into()],
-            ),
-            Some(ids) => (
                 "SELECT id, key, body, meta FROM engram.rows WHERE store = $1 AND id = ANY($2) ORDER BY id",
+            )
+        };
+        let (sql, args): (&str, Vec<pgrx::datum::DatumWithOid>) = match only {
+            None => (all, vec![self.name.into()]),
+            Some(ids) => (
+                some,
                 vec![
                     self.name.into(),
                     ids.iter().map(|i| *i as i64).collect::<Vec<i64>>().into(),
@@ -286,7 +342,12 @@ impl RowSource for SpiSource<'_> {
                         let key = r.get::<Vec<f32>>(2).map_err(spi_failed)?.unwrap_or_default();
                         let body = r.get::<String>(3).map_err(spi_failed)?.unwrap_or_default();
                         let meta = r.get::<JsonB>(4).map_err(spi_failed)?.map(|j| j.0).unwrap_or_default();
-                        each(id, convert::row(self.schema, key, body, &meta))?;
+                        let row = if self.documents {
+                            crate::generation::document_row(self.schema, &body)
+                        } else {
+                            convert::row(self.schema, key, body, &meta)
+                        };
+                        each(id, row)?;
                     }
                 }
             })
@@ -319,11 +380,7 @@ pub fn rebuild(name: &str, cat: &StoreRow, latest: u64) -> Rc<Handle> {
             done.rows
         ));
     }
-    let h = Rc::new(Handle {
-        copy,
-        dim: cat.dim,
-        uid: cat.uid.clone(),
-    });
+    let h = handle(copy, cat);
     handles::remember(name, &h);
     h
 }

@@ -17,6 +17,8 @@ use crate::backend::{data_dir, database_oid};
 /// An open engine copy of one store.
 pub struct Handle {
     pub copy: DerivedCopy,
+    /// The generator a generator store's copy holds.
+    pub generator: Option<engram::generate::Generator>,
     /// Key dimension of the store.
     pub dim: u32,
     /// The catalog's `uid` of the store the copy was opened for.

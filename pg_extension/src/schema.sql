@@ -14,7 +14,7 @@ CREATE TABLE engram.stores (
     watermark bigint      NOT NULL DEFAULT 0,
     CONSTRAINT store_name_is_valid CHECK (name ~ '^[A-Za-z0-9_-]{1,63}$'),
     CONSTRAINT store_dim_is_valid CHECK (dim BETWEEN 1 AND 65536),
-    CONSTRAINT store_kind_is_valid CHECK (kind IN ('rows'))
+    CONSTRAINT store_kind_is_valid CHECK (kind IN ('rows', 'generator'))
 );
 COMMENT ON TABLE engram.stores IS 'One row per store: its owner, kind, key dimension, settings, and watermark (the number of committed transactions that changed it, counted at commit; each engine copy records the watermark it reflects).';
 
@@ -42,10 +42,20 @@ CREATE TABLE engram.rows (
 );
 COMMENT ON TABLE engram.rows IS 'The truth of generic stores: every row written with engram.insert(). Read it with plain SQL and join it; write it through engram.insert() and engram.delete().';
 
+CREATE TABLE engram.documents (
+    store text   NOT NULL REFERENCES engram.stores (name) ON DELETE CASCADE,
+    id    bigint NOT NULL,
+    body  text   NOT NULL,
+    meta  jsonb  NOT NULL DEFAULT '{}',
+    PRIMARY KEY (store, id)
+);
+COMMENT ON TABLE engram.documents IS 'The truth of generator stores: every document learned with engram.learn(), by id (from engram.row_id). Traces of generated tokens name these ids: join engram.generate_trace(...) sources back to this table.';
+
 -- pg_dump includes the contents of extension tables only when asked to.
 SELECT pg_catalog.pg_extension_config_dump('engram.stores', '');
 SELECT pg_catalog.pg_extension_config_dump('engram.grants', '');
 SELECT pg_catalog.pg_extension_config_dump('engram.rows', '');
+SELECT pg_catalog.pg_extension_config_dump('engram.documents', '');
 SELECT pg_catalog.pg_extension_config_dump('engram.row_id', '');
 
 -- The rule of who may do what, in one place. PL/pgSQL because it caches the
@@ -71,8 +81,8 @@ $$;
 REVOKE ALL ON FUNCTION engram.privilege_of(text, text, regrole) FROM PUBLIC;
 COMMENT ON FUNCTION engram.privilege_of(text, text, regrole) IS 'privilege_of(store, privilege, role): the rule behind has_privilege, for engram''s own functions (not granted to PUBLIC).';
 
-REVOKE ALL ON engram.stores, engram.grants, engram.rows FROM PUBLIC;
-GRANT SELECT ON engram.stores, engram.grants, engram.rows TO PUBLIC;
+REVOKE ALL ON engram.stores, engram.grants, engram.rows, engram.documents FROM PUBLIC;
+GRANT SELECT ON engram.stores, engram.grants, engram.rows, engram.documents TO PUBLIC;
 GRANT USAGE ON SCHEMA engram TO PUBLIC;
 
 -- engram.has_privilege, the row-level security policies that use it and

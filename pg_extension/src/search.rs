@@ -119,7 +119,7 @@ fn nearest<T>(
         .map(|x| x.unwrap_or_else(|| user_error(Code::ERRCODE_NULL_VALUE_NOT_ALLOWED, "query must not contain NULL")))
         .collect();
     let metric = metric_of(metric);
-    let h = engine_copy::attach(store, Need::Read);
+    let h = engine_copy::attach_rows(store, Need::Read);
     let params = SearchParams {
         metric: Some(metric),
         ef: ef.unwrap_or_else(|| gucs::EF_SEARCH.get()) as usize,

@@ -766,3 +766,184 @@ fn a_repair_does_not_wait_for_an_open_insert() {
     assert_eq!(ids(&mut b, "d").len(), 6);
     assert_in_step(&mut b, "d");
 }
+
+/// Short texts to learn, as a table of books.
+const BOOKS: [(&str, &str); 5] = [
+    ("genesis", "In the beginning God created the heaven and the earth. And the earth was without form, and void; and darkness was upon the face of the deep."),
+    ("light", "And God said, Let there be light: and there was light. And God saw the light, that it was good: and God divided the light from the darkness."),
+    ("day", "And God called the light Day, and the darkness he called Night. And the evening and the morning were the first day."),
+    ("waters", "And God said, Let there be a firmament in the midst of the waters, and let it divide the waters from the waters."),
+    ("seas", "And God called the dry land Earth; and the gathering together of the waters called he Seas: and God saw that it was good."),
+];
+
+fn sql_score(c: &mut Client, store: &str, text: &str, adaptive: bool) -> (i64, i64, f64, f64) {
+    let r = c
+        .query_one(
+            "SELECT chars, tokens, bits, bits_per_char FROM engram.score($1, $2, $3)",
+            &[&store, &text, &adaptive],
+        )
+        .unwrap();
+    (r.get(0), r.get(1), r.get(2), r.get(3))
+}
+
+#[test]
+#[ignore = "needs a running cluster: make test-pg-integration"]
+fn a_generator_learns_in_transactions_generates_scores_and_traces() {
+    let pg = Cluster::main();
+    let mut c = pg.database("generator");
+    c.batch_execute(r#"SELECT engram.create_generator('lit', '{"levels": [1, 2, 3, 4], "seed": 5}')"#)
+        .unwrap();
+    // Bad settings and wrong kinds are errors with their SQLSTATE.
+    let e = c
+        .batch_execute(r#"SELECT engram.create_generator('bad', '{"levels": "many"}')"#)
+        .unwrap_err();
+    assert_eq!(e.code().unwrap().code(), "22023", "{e}");
+    c.batch_execute("SELECT engram.create_store('plain', 2)").unwrap();
+    let e = c.batch_execute("SELECT engram.learn('plain', 'x')").unwrap_err();
+    assert_eq!(e.code().unwrap().code(), "42809", "{e}");
+    let e = c
+        .batch_execute("SELECT engram.insert('lit', ARRAY[1, 2]::real[])")
+        .unwrap_err();
+    assert_eq!(e.code().unwrap().code(), "42809", "{e}");
+
+    // A rolled-back document leaves no trace, in the table or the engine.
+    c.batch_execute("BEGIN; SELECT engram.learn('lit', 'Zebras graze on the savanna.'); ROLLBACK;")
+        .unwrap();
+    // Learning over a table, in one transaction.
+    c.batch_execute("CREATE TABLE books (title text PRIMARY KEY, body text NOT NULL)")
+        .unwrap();
+    for (title, body) in BOOKS {
+        c.execute("INSERT INTO books VALUES ($1, $2)", &[&title, &body])
+            .unwrap();
+    }
+    c.batch_execute(
+        "BEGIN; SELECT engram.learn('lit', body, jsonb_build_object('title', title)) FROM books ORDER BY title; COMMIT;",
+    )
+    .unwrap();
+    let n: i64 = c
+        .query_one("SELECT count(*) FROM engram.documents WHERE store = 'lit'", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(n, BOOKS.len() as i64);
+    let levels = c
+        .query(
+            "SELECT level, patterns, contexts FROM engram.levels('lit') ORDER BY level",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(levels.len(), 4);
+    let tokens: i64 = BOOKS
+        .iter()
+        .map(|(_, b)| engram::text::tokenize(b).count() as i64)
+        .sum();
+    for r in &levels {
+        let (level, patterns): (i32, i64) = (r.get(0), r.get(1));
+        assert_eq!(patterns, tokens - BOOKS.len() as i64 * level as i64, "level {level}");
+    }
+    {
+        let dir = pg.engine_dir(&mut c, "lit");
+        let s = engram::storage::Store::open(&dir, engram::storage::StoreOptions::reader()).unwrap();
+        let g = engram::generate::Generator::open(&s).unwrap();
+        let snap = s.snapshot().unwrap();
+        assert_eq!(
+            g.token_id(&snap, "Zebras").unwrap(),
+            None,
+            "the rolled-back text was never learned"
+        );
+        assert!(g.token_id(&snap, "firmament").unwrap().is_some());
+    }
+
+    // The same seed, the same text; greedy continues what was learned.
+    let gen = |c: &mut Client, seed: i64| -> String {
+        c.query_one(
+            "SELECT engram.generate('lit', 'And God said,', 12, temperature => 0.9, seed => $1)",
+            &[&seed],
+        )
+        .unwrap()
+        .get(0)
+    };
+    assert_eq!(gen(&mut c, 7), gen(&mut c, 7));
+    let greedy: String = c
+        .query_one(
+            "SELECT engram.generate('lit', 'And the evening and the morning', 4)",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(greedy, " were the", "four tokens: space, were, space, the");
+
+    // Every trace source joins back to a learned document.
+    let r = c
+        .query_one(
+            "SELECT count(*), count(d.id), count(DISTINCT d.meta->>'title') \
+             FROM engram.generate_trace('lit', 'And God called the', 8) t \
+             CROSS JOIN LATERAL jsonb_array_elements(t.sources) s \
+             LEFT JOIN engram.documents d ON d.store = 'lit' AND d.id = (s->>'document')::bigint",
+            &[],
+        )
+        .unwrap();
+    let (sources, joined, titles): (i64, i64, i64) = (r.get(0), r.get(1), r.get(2));
+    assert!(
+        sources > 0 && joined == sources && titles >= 1,
+        "{sources} {joined} {titles}"
+    );
+
+    // SQL scores exactly as the Rust API on the same copy.
+    let probe = "And God saw the waters, that they were good.\nZebras!";
+    let rust_bits = |pg: &Cluster, c: &mut Client, adaptive: bool| -> f64 {
+        let settings: serde_json::Value = c
+            .query_one("SELECT settings::text FROM engram.stores WHERE name = 'lit'", &[])
+            .map(|r| serde_json::from_str(r.get::<_, &str>(0)).unwrap())
+            .unwrap();
+        let dir = pg.engine_dir(c, "lit");
+        let s = engram::storage::Store::open(&dir, engram::storage::StoreOptions::reader()).unwrap();
+        let g = engram::generate::Generator::open(&s).unwrap();
+        let pairs: std::collections::HashMap<String, f64> = settings["params"]
+            .as_object()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_f64().unwrap())).collect())
+            .unwrap_or_default();
+        let params = engram::generate::Params::from_pairs(&pairs, 4).unwrap();
+        let mode = engram::generate::ScoreMode {
+            adaptive,
+            per_token: false,
+        };
+        g.score_with(&s.snapshot().unwrap(), &params, probe, mode, &mut |_, _| Ok(()))
+            .unwrap()
+            .bits
+    };
+    for adaptive in [false, true] {
+        let (chars, _, bits, bpc) = sql_score(&mut c, "lit", probe, adaptive);
+        assert_eq!(chars, probe.chars().count() as i64);
+        assert!((bits - rust_bits(&pg, &mut c, adaptive)).abs() < 1e-9);
+        assert!((bpc - bits / chars as f64).abs() < 1e-12);
+    }
+    // Fitting records parameters in the catalog; a rebuild scores the same.
+    let report: String = c.query_one("SELECT engram.fit('lit')::text", &[]).unwrap().get(0);
+    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+    assert!(report["bits_per_char_after"].as_f64().unwrap() <= report["bits_per_char_before"].as_f64().unwrap());
+    let fitted = sql_score(&mut c, "lit", probe, false);
+    assert!((fitted.2 - rust_bits(&pg, &mut c, false)).abs() < 1e-9);
+    let rebuilt: i64 = c.query_one("SELECT engram.rebuild('lit')", &[]).unwrap().get(0);
+    assert_eq!(rebuilt, BOOKS.len() as i64);
+    let again = sql_score(&mut c, "lit", probe, false);
+    assert!((again.2 - fitted.2).abs() < 1e-9, "{} vs {}", again.2, fitted.2);
+    // A long score reports progress and stops at a statement timeout.
+    let e = c
+        .batch_execute(
+            "SET statement_timeout = '300ms'; \
+             SELECT * FROM engram.score('lit', repeat('And God saw the light, that it was good. ', 20000))",
+        )
+        .unwrap_err();
+    assert_eq!(e.code().unwrap().code(), "57014", "{e}");
+    c.batch_execute("RESET statement_timeout").unwrap();
+    // A second session sees the committed documents, and drop removes all.
+    let mut other = pg.connect("generator");
+    let (_, _, b2, _) = sql_score(&mut other, "lit", probe, false);
+    assert!((b2 - fitted.2).abs() < 1e-9);
+    c.batch_execute("SELECT engram.drop_store('lit')").unwrap();
+    let left: i64 = c
+        .query_one("SELECT count(*) FROM engram.documents WHERE store = 'lit'", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0);
+}

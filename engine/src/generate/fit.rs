@@ -25,7 +25,7 @@ use super::retrieve::mix;
 use super::smooth::{order0, Base, Classes, Discount};
 use super::strategy::Strategy;
 use crate::error::{Error, Result};
-use crate::storage::Store;
+use crate::storage::{Snapshot, Store};
 use crate::text::tokenize;
 use crate::text::vocab::TokenId;
 
@@ -75,12 +75,31 @@ impl Generator {
     /// error it returns cancels the fit, which then changes nothing.
     pub fn fit(&self, store: &Store, progress: &mut dyn FnMut(usize, usize) -> Result<()>) -> Result<FitReport> {
         let snap = store.snapshot()?;
+        let report = self.fit_with(&snap, &self.params(&snap)?, progress)?;
+        if report.bpc_after < report.bpc_before {
+            self.set_params(store, &report.params)?;
+        }
+        Ok(report)
+    }
+
+    /// Fit on `snap` starting from `start`, writing nothing: the report's
+    /// parameters are the fitted ones if they score the slice better, else
+    /// `start` (for a caller that records parameters elsewhere, as the
+    /// PostgreSQL extension does in its catalog).
+    pub fn fit_with(
+        &self,
+        snap: &Snapshot,
+        start: &Params,
+        progress: &mut dyn FnMut(usize, usize) -> Result<()>,
+    ) -> Result<FitReport> {
+        let snap = snap.clone();
         let slices = self.heldout(&snap)?;
         if slices.is_empty() {
             return Err(Error::InvalidArgument("fitting needs a learned document".into()));
         }
         let levels = self.levels();
-        let start = self.params(&snap)?;
+        let start = start.clone();
+        start.checked(levels.levels().len())?;
         // Take the slice back.
         let mut overlay = Overlay::new(levels);
         let mut base: Base = (*self.base(&snap)?).clone();
@@ -204,12 +223,7 @@ impl Generator {
             }
         }
         let chars_f = chars.max(1) as f64;
-        let params = if best_bits < before {
-            self.set_params(store, &best)?;
-            best
-        } else {
-            start
-        };
+        let params = if best_bits < before { best } else { start };
         Ok(FitReport {
             heldout_documents: slices.iter().map(|s| s.doc).collect(),
             heldout_tokens: total as u64,
