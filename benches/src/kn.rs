@@ -200,7 +200,7 @@ mod tests {
         for hist in [
             vec![],
             vec![kn.ids["the"]],
-            vec![kn.ids["the"], kn.ids[" "]],
+            vec![kn.ids["the"], kn.ids[" cat"]],
             vec![9999],
         ] {
             let known: f64 = kn.ids.iter().map(|(t, &w)| kn.prob(&hist, w, true, t)).sum();

@@ -37,6 +37,13 @@ pub struct Level {
     pos: FixedCol<u64>,
 }
 
+impl Level {
+    /// Its column of context keys.
+    pub fn key_col(&self) -> KeyCol {
+        self.key
+    }
+}
+
 /// A stored context: its row, where it was first seen, and what followed it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Pattern {
@@ -276,7 +283,7 @@ mod tests {
     use super::*;
     use crate::storage::StoreOptions;
     use crate::text::embed::{Embedder, HashedNgrams};
-    use crate::text::{tokenize, Vocabulary};
+    use crate::text::Vocabulary;
     use std::sync::Arc;
 
     struct Corpus {
@@ -293,8 +300,16 @@ mod tests {
         Corpus { vocab, levels, embed }
     }
 
+    /// Learn `text` as words and separate spaces (so that the test can name
+    /// the space token).
     fn learn(c: &Corpus, store: &Store, doc: u64, text: &str) -> Vec<TokenId> {
-        let words: Vec<&str> = tokenize(text).map(|t| t.text).collect();
+        let mut words: Vec<&str> = Vec::new();
+        for (i, w) in text.split(' ').enumerate() {
+            if i > 0 {
+                words.push(" ");
+            }
+            words.push(w);
+        }
         let ids = c.vocab.learn(store, &words).unwrap();
         let embs: Vec<Vec<f32>> = words.iter().map(|w| c.embed.embed(w)).collect();
         let refs: Vec<&[f32]> = embs.iter().map(|e| e.as_slice()).collect();

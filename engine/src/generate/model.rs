@@ -16,7 +16,7 @@ use parking_lot::Mutex;
 use super::context::ContextKeyer;
 use super::generator::{GeneratedToken, Request};
 use super::levels::{Document, Levels, DEFAULT_LENGTHS};
-use super::predict::Params;
+use super::predict::{Order0, Params};
 use super::score::{Score, ScoreMode};
 use super::smooth::{Base, Discount};
 use super::strategy::Strategy;
@@ -281,7 +281,7 @@ pub struct LevelInfo {
 /// let g = Generator::create(&store, Settings::default()).unwrap();
 /// g.learn(&store, &[(1, "the cat sat on the mat. the dog sat on the log.")]).unwrap();
 /// let snap = store.snapshot().unwrap();
-/// let out = g.generate(&snap, "the dog", &Request { max_tokens: 6, ..Request::default() }).unwrap();
+/// let out = g.generate(&snap, "the dog", &Request { max_tokens: 3, ..Request::default() }).unwrap();
 /// assert_eq!(out.iter().map(|t| t.text.as_str()).collect::<String>(), " sat on the");
 /// let s = g.score(&snap, "the cat sat", ScoreMode::default(), &mut |_, _| Ok(())).unwrap();
 /// assert!(s.bits_per_char() > 0.0);
@@ -300,6 +300,9 @@ pub struct Generator {
     kv_number: FixedCol<f64>,
     /// Order 0 as of a snapshot version: read once per change, not per call.
     base: Mutex<Option<(u64, Arc<Base>)>>,
+    /// Every learned token's `P_0`, sorted, as of a version and an order-0
+    /// discount: what each generation step merges with.
+    order0: Mutex<Option<(u64, Discount, Arc<Order0>)>>,
 }
 
 /// Table `generator`: settings are texts, written once at creation;
@@ -384,6 +387,7 @@ impl Generator {
             kv_text: kvs.text("text")?,
             kv_number: kvs.fixed("number")?,
             base: Mutex::new(None),
+            order0: Mutex::new(None),
             settings,
         })
     }
@@ -542,9 +546,20 @@ impl Generator {
         req: &Request,
     ) -> Result<Vec<GeneratedToken>> {
         params.checked(self.levels.levels().len())?;
-        let base = self.base(snap)?;
+        let d = params.discounts_for(self.levels.levels().len())[0];
+        let order0 = {
+            let mut cached = self.order0.lock();
+            match cached.as_ref() {
+                Some((v, cd, o)) if *v == snap.version() && *cd == d => o.clone(),
+                _ => {
+                    let o = Arc::new(Order0::new(&*self.base(snap)?, d));
+                    *cached = Some((snap.version(), d, o.clone()));
+                    o
+                }
+            }
+        };
         self.levels
-            .generate_from(snap, &self.vocab, &base, &*self.embedder, params, prompt, req)
+            .generate_from(snap, &self.vocab, &order0, &*self.embedder, params, prompt, req)
     }
 
     /// Score `text` with the parameters in use (see [`Levels::score`]).

@@ -67,6 +67,27 @@ impl Retrieved {
 /// bounds the cost of a step.
 pub const MAX_FOLLOWERS: usize = 64;
 
+/// The cosine of two keys, summed in f64 (exactly the same for the same
+/// keys, wherever they are stored).
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let (mut ab, mut aa, mut bb) = (0f64, 0f64, 0f64);
+    for (&x, &y) in a.iter().zip(b) {
+        let (x, y) = (f64::from(x), f64::from(y));
+        ab += x * y;
+        aa += x * x;
+        bb += y * y;
+    }
+    if aa > 0.0 && bb > 0.0 {
+        (ab / (aa.sqrt() * bb.sqrt())) as f32
+    } else {
+        0.0
+    }
+}
+
+/// Neighbours searched beyond `k`, so that ties at the k-th are broken by
+/// content, not by layout.
+const TIE_SLACK: usize = 4;
+
 /// Keep the `n` largest counts of `next` (ties to the lower id), in id order.
 fn keep_most_frequent(next: &mut Vec<(TokenId, u32)>, n: usize) {
     if next.len() <= n {
@@ -95,11 +116,17 @@ impl Levels {
         }
         let level = &self.levels()[j];
         let t = snap.table(level.table)?;
+        // A few more than k, ranked by similarity and then by context hash:
+        // contexts with equal keys (tokens the embedder cannot tell apart)
+        // tie, and which of them make the top k must not depend on how the
+        // rows happen to lie in segments and graphs (a rebuilt copy must
+        // score the same).
+        let wanted = k + TIE_SLACK;
         let found = t.search(
             key,
-            k,
+            wanted,
             &SearchParams {
-                ef: ef.max(k),
+                ef: ef.max(wanted),
                 ..SearchParams::default()
             },
         )?;
@@ -111,13 +138,17 @@ impl Levels {
             }
             keep_most_frequent(&mut pattern.next, MAX_FOLLOWERS);
             if !pattern.next.is_empty() {
-                // Cosine distance is 1 - cosine.
+                // The similarity from the stored key itself: a graph walk's
+                // distances may come from int8 codes, and a score must not
+                // depend on which segment or code a row is in.
                 hits.push(Hit {
                     pattern,
-                    sim: 1.0 - h.distance,
+                    sim: cosine(key, h.row.key(level.key_col())),
                 });
             }
         }
+        hits.sort_by(|a, b| b.sim.total_cmp(&a.sim).then(a.pattern.hash.cmp(&b.pattern.hash)));
+        hits.truncate(k);
         Ok(hits)
     }
 }

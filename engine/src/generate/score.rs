@@ -272,7 +272,8 @@ mod tests {
             assert!((full.per_token[i] - cut.per_token[i]).abs() < 1e-12);
         }
         // Repetition is learned: the second "yak" costs far less than the first.
-        assert!(adaptive.per_token[6] < adaptive.per_token[2] - 5.0);
+        assert_eq!((words[1], words[5]), (" yak", " yak"));
+        assert!(adaptive.per_token[5] < adaptive.per_token[1] - 5.0);
         let stat = score(&c, &params, text, false);
         assert!(adaptive.bits < stat.bits);
     }
