@@ -101,7 +101,16 @@ fn open(name: &str, cat: &StoreRow) -> Option<Rc<Handle>> {
 /// it is: it cannot reflect those changes before commit, and repairing it
 /// now would publish them early.
 pub fn attach(name: &str, need: Need) -> Rc<Handle> {
+    attach_with(name, need).0
+}
+
+/// [`attach`], with the catalog row it read (one catalog read for both).
+pub fn attach_with(name: &str, need: Need) -> (Rc<Handle>, StoreRow) {
     let cat = catalog::get_for(name, need);
+    (attach_to(name, &cat), cat)
+}
+
+fn attach_to(name: &str, cat: &StoreRow) -> Rc<Handle> {
     let cached = handles::cached(name).filter(|h| h.uid == cat.uid);
     if crate::txn::has_pending(name) {
         // Repairing now would read this transaction's own uncommitted rows
@@ -116,7 +125,7 @@ pub fn attach(name: &str, need: Need) -> Rc<Handle> {
     // Whether a copy was there to open: if not, another backend may make it
     // while we wait for the row lock below.
     let absent = cached.is_none() && !handles::dir_of(name).exists();
-    let handle = cached.or_else(|| open(name, &cat));
+    let handle = cached.or_else(|| open(name, cat));
     if let Some(h) = &handle {
         match wait_in_step(h, cat.watermark) {
             InStep::Level => {
@@ -145,7 +154,7 @@ pub fn attach(name: &str, need: Need) -> Rc<Handle> {
         }
     }
     let handle = match handle {
-        None if absent => open(name, &cat),
+        None if absent => open(name, cat),
         handle => handle,
     };
     let h = match handle {
@@ -154,7 +163,10 @@ pub fn attach(name: &str, need: Need) -> Rc<Handle> {
             // rebuilt like a missing one.
             let repaired = match h.copy.watermark() {
                 Ok(w) if w == latest => Ok(()),
-                Ok(w) if w < latest => match h.copy.catch_up(latest, &mut SpiSource::new(name, h.schema()), wait()) {
+                Ok(w) if w < latest => match h
+                    .copy
+                    .catch_up(latest, &mut SpiSource::new(name, h.schema(), cat), wait())
+                {
                     Ok(Step::Applied) => {
                         tell(&format!(
                             "engram: caught up the engine copy of store {name:?} to watermark {latest}"
@@ -176,11 +188,11 @@ pub fn attach(name: &str, need: Need) -> Rc<Handle> {
                 Ok(()) => h,
                 Err(why) => {
                     log!("engram: store {name:?}: {why}; rebuilding its engine copy");
-                    rebuild(name, &cat, latest)
+                    rebuild(name, cat, latest)
                 }
             }
         }
-        None => rebuild(name, &cat, latest),
+        None => rebuild(name, cat, latest),
     };
     handles::remember(name, &h);
     h
@@ -261,7 +273,8 @@ fn wait_in_step(h: &Handle, watermark: u64) -> InStep {
     InStep::Behind
 }
 
-/// The rows of one store in `engram.rows`, through SPI (as the extension's
+/// The rows of one store in `engram.rows` (`engram.documents` for a
+/// generator), through SPI (as the extension's
 /// owner: the truth table is not the caller's to read).
 struct SpiSource<'a> {
     name: &'a str,
@@ -271,13 +284,11 @@ struct SpiSource<'a> {
 }
 
 impl<'a> SpiSource<'a> {
-    fn new(name: &'a str, schema: &'a Schema) -> SpiSource<'a> {
-        // A generator's copy is table `docs`: id and body.
-        let documents = schema.columns().len() == 2 && schema.text("body").is_ok() && schema.key("key").is_err();
+    fn new(name: &'a str, schema: &'a Schema, cat: &StoreRow) -> SpiSource<'a> {
         SpiSource {
             name,
             schema,
-            documents,
+            documents: cat.is_generator(),
         }
     }
 }
@@ -366,7 +377,7 @@ pub fn rebuild(name: &str, cat: &StoreRow, latest: u64) -> Rc<Handle> {
         handles::options(),
         &spec,
         latest,
-        &mut SpiSource::new(name, &spec.schema),
+        &mut SpiSource::new(name, &spec.schema, cat),
         wait(),
     ) {
         Ok(r) => r,

@@ -135,17 +135,22 @@ fn bad(msg: impl Into<String>) -> ! {
     user_error(Code::ERRCODE_INVALID_PARAMETER_VALUE, msg)
 }
 
-/// The generator of `store`, for a caller that needs `need`; ERROR 42809
-/// for a store of another kind.
-fn generator(store: &str, need: Need) -> (std::rc::Rc<Handle>, Params) {
-    let h = engine_copy::attach(store, need);
+/// The handle on generator `store` for a caller that needs `need`, with its
+/// catalog row (one read); ERROR 42809 for a store of another kind.
+fn generator_handle(store: &str, need: Need) -> (std::rc::Rc<Handle>, catalog::StoreRow) {
+    let (h, cat) = engine_copy::attach_with(store, need);
     if h.generator.is_none() {
         user_error(
             Code::ERRCODE_WRONG_OBJECT_TYPE,
             format!("store {store:?} is not a generator: create one with engram.create_generator"),
         );
     }
-    let cat = catalog::get(store);
+    (h, cat)
+}
+
+/// [`generator_handle`], with the parameters in use (the catalog's).
+fn generator(store: &str, need: Need) -> (std::rc::Rc<Handle>, Params) {
+    let (h, cat) = generator_handle(store, need);
     let (_, params) = settings_of(&cat.settings).unwrap_or_else(|why| user_error(Code::ERRCODE_DATA_CORRUPTED, why));
     (h, params)
 }
@@ -180,7 +185,7 @@ const INSERT_DOCUMENT: &str = "INSERT INTO engram.documents (store, id, body, me
 #[pg_extern]
 #[search_path(pg_catalog, pg_temp)]
 fn learn(store: &str, body: &str, meta: default!(JsonB, "'{}'")) -> i64 {
-    let (h, _) = generator(store, Need::Write);
+    let (h, _) = generator_handle(store, Need::Write);
     if !meta.0.is_object() {
         bad("meta must be a JSON object");
     }
@@ -458,8 +463,8 @@ fn levels(
         name!(graph, String),
     ),
 > {
-    let (h, _) = generator(store, Need::Read);
-    let g = h.generator.as_ref().expect("checked by generator()");
+    let (h, _) = generator_handle(store, Need::Read);
+    let g = h.generator.as_ref().expect("checked by generator_handle()");
     let info = g.levels_info(h.copy.store()).or_raise();
     TableIterator::new(info.into_iter().map(|l| {
         let graph = if l.contexts == 0 {

@@ -252,11 +252,15 @@ impl Levels {
                 context.len()
             )));
         };
+        self.stored(snap, l, context_hash(context))
+    }
+
+    /// The pattern of the context of hash `hash` stored at level `l`, if any.
+    pub(crate) fn stored(&self, snap: &Snapshot, l: &Level, hash: u64) -> Result<Option<Pattern>> {
         let t = snap.table(l.table)?;
-        let Some(id) = t.find(&Value::UInt(context_hash(context)))? else {
+        let Some(row) = t.find(&Value::UInt(hash))?.and_then(|id| t.get(id)) else {
             return Ok(None);
         };
-        let Some(row) = t.get(id) else { return Ok(None) };
         self.pattern_of(l, &row).map(Some)
     }
 

@@ -664,25 +664,25 @@ impl Deriver for GeneratorCopy {
             };
             docs.push((id, text));
         }
-        // Whole documents per write, the last write setting the watermark.
-        let mut start = 0;
-        while start < docs.len() || (start == 0 && docs.is_empty()) {
+        // Whole documents per write, about COPY_BYTES of text each; the last
+        // write (an empty one when there are no documents) sets the watermark.
+        let mut chunks: Vec<Vec<(u64, &str)>> = vec![Vec::new()];
+        let mut bytes = 0;
+        for (id, text) in &docs {
+            let last = chunks.last_mut().expect("never empty");
+            if !last.is_empty() && bytes + text.len() > COPY_BYTES {
+                chunks.push(Vec::new());
+                bytes = 0;
+            }
+            bytes += text.len();
+            chunks.last_mut().expect("never empty").push((*id, text.as_str()));
+        }
+        let n = chunks.len();
+        for (i, chunk) in chunks.iter().enumerate() {
             if cancelled() {
                 return Err(Error::Cancelled);
             }
-            let mut end = start;
-            let mut bytes = 0;
-            while end < docs.len() && (end == start || bytes + docs[end].1.len() <= COPY_BYTES) {
-                bytes += docs[end].1.len();
-                end += 1;
-            }
-            let last = end >= docs.len();
-            let chunk: Vec<(u64, &str)> = docs[start..end].iter().map(|(i, t)| (*i, t.as_str())).collect();
-            g.learn_at(store, &chunk, last.then_some(watermark))?;
-            if docs.is_empty() {
-                break;
-            }
-            start = end;
+            g.learn_at(store, chunk, (i + 1 == n).then_some(watermark))?;
         }
         Ok(())
     }

@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, HashMap};
 use super::context::context_hash;
 use super::levels::Levels;
 use crate::error::{Error, Result};
-use crate::storage::{Snapshot, Value};
+use crate::storage::Snapshot;
 use crate::text::vocab::TokenId;
 
 /// Token ids the overlay gives to tokens the store has never learned: far
@@ -163,15 +163,12 @@ impl Overlay {
         match map.entry(hash) {
             std::collections::hash_map::Entry::Occupied(e) => Ok(e.into_mut()),
             std::collections::hash_map::Entry::Vacant(v) => {
-                let l = &levels.levels()[j];
-                let t = snap.table(l.table)?;
                 let mut e = Entry {
                     seq,
                     first,
                     ..Entry::default()
                 };
-                if let Some(row) = t.find(&Value::UInt(hash))?.and_then(|id| t.get(id)) {
-                    let p = levels.pattern_of(l, &row)?;
+                if let Some(p) = levels.stored(snap, &levels.levels()[j], hash)? {
                     (e.row, e.stored_next, e.stored_cont) = (Some(p.id), p.next, p.cont);
                 }
                 order.push(hash);

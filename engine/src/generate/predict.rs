@@ -196,8 +196,9 @@ impl Levels {
 }
 
 impl Evidence {
-    /// The prediction under `params` for `levels`.
-    pub(crate) fn predict(&self, levels: &Levels, params: &Params) -> Prediction {
+    /// The prediction under `params` for `levels` (the evidence's exact
+    /// counts move into it: a common context holds thousands).
+    pub(crate) fn predict(self, levels: &Levels, params: &Params) -> Prediction {
         let strategy = params.strategies.pick(self.energy);
         let sp = params.strategies.of(strategy);
         let mut got = Vec::new();
@@ -217,7 +218,7 @@ impl Evidence {
             confidence: (-self.energy).exp(),
             alpha,
             levels: out,
-            exact: self.exact.clone(),
+            exact: self.exact,
             discounts: params.discounts_for(levels.levels().len()),
         }
     }

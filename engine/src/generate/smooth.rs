@@ -31,7 +31,7 @@ use super::levels::Levels;
 use super::overlay::Overlay;
 use super::spell::Speller;
 use crate::error::{Error, Result};
-use crate::storage::{Snapshot, Value};
+use crate::storage::Snapshot;
 use crate::text::vocab::{TokenId, Vocabulary};
 
 /// The spelling model's discount.
@@ -280,11 +280,9 @@ impl Levels {
                 Some(e) if j + 1 == top => e.next(),
                 Some(e) => e.cont(),
                 None => {
-                    let t = snap.table(l.table)?;
-                    let Some(row) = t.find(&Value::UInt(hash))?.and_then(|id| t.get(id)) else {
+                    let Some(p) = self.stored(snap, l, hash)? else {
                         continue;
                     };
-                    let p = self.pattern_of(l, &row)?;
                     if j + 1 == top {
                         p.next
                     } else {
