@@ -124,6 +124,15 @@ pub enum Error {
         /// The bad value.
         value: f32,
     },
+    /// A model directory cannot be used: a file is missing, unreadable or
+    /// not what a Model2Vec model holds.
+    #[error("model {path}: {reason}")]
+    Model {
+        /// The model's directory or file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// An argument is out of its domain.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

@@ -16,6 +16,20 @@ pub fn data_dir() -> PathBuf {
     PathBuf::from(dir.to_string_lossy().into_owned())
 }
 
+/// Where the installed extension keeps its files:
+/// `$(pg_config --sharedir)/extension/pg_engram` of this server.
+pub fn extension_share_dir() -> PathBuf {
+    let mut buf = [0 as std::ffi::c_char; pg_sys::MAXPGPATH as usize];
+    // SAFETY: my_exec_path is set by the postmaster before any backend runs
+    // SQL and never changed afterwards; get_share_path writes at most
+    // MAXPGPATH bytes, NUL-terminated, into `buf`.
+    let share = unsafe {
+        pg_sys::get_share_path((&raw const pg_sys::my_exec_path).cast(), buf.as_mut_ptr());
+        CStr::from_ptr(buf.as_ptr())
+    };
+    PathBuf::from(share.to_string_lossy().into_owned()).join("extension/pg_engram")
+}
+
 thread_local! {
     /// The role whose call is being served, while `as_owner` runs.
     static CALLER: Cell<Option<pg_sys::Oid>> = const { Cell::new(None) };

@@ -21,6 +21,8 @@ pub fn sqlstate(e: &Error) -> Code {
             Code::ERRCODE_DATA_CORRUPTED
         }
         Error::Io { .. } | Error::WriterFailed(_) => Code::ERRCODE_IO_ERROR,
+        // A model the settings name but the server cannot use.
+        Error::Model { .. } => Code::ERRCODE_CONFIG_FILE_ERROR,
         // `Internal`, `ReadOnly` and anything newer: states engram never
         // produces on its own.
         _ => Code::ERRCODE_INTERNAL_ERROR,

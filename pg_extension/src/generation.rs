@@ -24,9 +24,15 @@ use crate::errors::{user_error, OrRaise};
 use crate::handles::Handle;
 use crate::txn;
 
+/// The model a generator created with `"embedder": "model2vec"` uses, in
+/// the extension's share directory (scripts/install-extension.sh puts it
+/// there).
+const DEFAULT_MODEL: &str = "models/minilm-m2v-128";
+
 /// Settings `create_generator` takes, besides `params` (written by `fit`).
-const KEYS: [&str; 11] = [
+const KEYS: [&str; 12] = [
     "levels",
+    "embedder",
     "dim",
     "key_decay",
     "seed",
@@ -77,8 +83,29 @@ pub fn settings_of(j: &J) -> Result<(Settings, Params), String> {
             })
             .ok_or("setting levels must be an array of context lengths, e.g. [1, 2, 3, 4, 6, 8]")?;
     }
-    if let Some(d) = whole("dim")? {
-        s.embedder = EmbedderSpec::Hashed { dim: d as usize };
+    match o.get("embedder").map(|e| e.as_str().ok_or("setting embedder must be a string")) {
+        None | Some(Ok("hashed")) => {
+            if let Some(d) = whole("dim")? {
+                s.embedder = EmbedderSpec::Hashed { dim: d as usize };
+            }
+        }
+        Some(Ok(m)) if m == "model2vec" || m.starts_with("model2vec:") => {
+            if o.contains_key("dim") {
+                return Err("setting dim is the hashed embedder's: a Model2Vec model has its own".into());
+            }
+            let dir = match m.strip_prefix("model2vec:") {
+                Some(dir) if std::path::Path::new(dir).is_absolute() => std::path::PathBuf::from(dir),
+                Some(dir) => return Err(format!("model directory {dir:?} must be an absolute path")),
+                None => crate::backend::extension_share_dir().join(DEFAULT_MODEL),
+            };
+            s.embedder = EmbedderSpec::Model2Vec { dir };
+        }
+        Some(Ok(other)) => {
+            return Err(format!(
+                "embedder {other:?}: use \"hashed\" (with dim), \"model2vec\" (the installed model) or \"model2vec:/its/directory\""
+            ))
+        }
+        Some(Err(why)) => return Err(why.into()),
     }
     if let Some(x) = num("key_decay")? {
         s.key_decay = x as f32;
@@ -93,7 +120,11 @@ pub fn settings_of(j: &J) -> Result<(Settings, Params), String> {
         s.heldout_tokens = x as usize;
     }
     let s = s.checked().map_err(|e| e.to_string())?;
-    s.embedder.build().map_err(|e| e.to_string())?;
+    if let EmbedderSpec::Hashed { .. } = s.embedder {
+        // Cheap to check on every read of the settings; a model is loaded
+        // (and checked) once, when the store is created or attached.
+        s.embedder.build().map_err(|e| e.to_string())?;
+    }
     let levels = s.lengths.len();
     let mut p = match o.get("params") {
         Some(J::Object(m)) => {
@@ -164,7 +195,8 @@ fn create_generator(name: &str, settings: default!(JsonB, "'{}'")) {
     if catalog::find(name).is_some() {
         user_error(Code::ERRCODE_DUPLICATE_OBJECT, format!("store {name:?} already exists"));
     }
-    let EmbedderSpec::Hashed { dim } = s.embedder;
+    // The embedder, built once: a model that cannot be loaded is refused here.
+    let dim = s.embedder.build().or_raise().dim();
     owner_run(
         "create",
         "INSERT INTO engram.stores (name, owner, kind, dim, settings, uid) \

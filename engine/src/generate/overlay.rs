@@ -144,6 +144,46 @@ impl Overlay {
         self.vocab_cont.iter().map(|(&t, &d)| (t, d))
     }
 
+    /// What the overlay changes in the counts of counts of each order (the
+    /// vocabulary's continuation counts first, then each level's: its
+    /// continuation counts, the longest level's raw counts — the counts
+    /// each order discounts): `[n1, n2, n3, n4]` deltas, `n_k` being the
+    /// (context, token) pairs counted exactly `k` times. `vocab_cont` gives
+    /// a token's continuation count in the snapshot.
+    pub fn counts_of_counts(&self, vocab_cont: impl Fn(TokenId) -> Result<u64>) -> Result<Vec<[i64; 4]>> {
+        fn bump(n: &mut [i64; 4], before: i64, after: i64) {
+            if before == after {
+                return;
+            }
+            if (1..=4).contains(&before) {
+                n[before as usize - 1] -= 1;
+            }
+            if (1..=4).contains(&after) {
+                n[after as usize - 1] += 1;
+            }
+        }
+        let top = self.levels.len().saturating_sub(1);
+        let mut out = vec![[0i64; 4]; self.levels.len() + 1];
+        for (&w, &d) in &self.vocab_cont {
+            let before = i64::try_from(vocab_cont(w)?).unwrap_or(i64::MAX);
+            bump(&mut out[0], before, before + d);
+        }
+        for (j, (map, _)) in self.levels.iter().enumerate() {
+            for e in map.values() {
+                let (stored, delta) = if j == top {
+                    (&e.stored_next, &e.next)
+                } else {
+                    (&e.stored_cont, &e.cont)
+                };
+                for (&w, &d) in delta {
+                    let before = get(stored, w);
+                    bump(&mut out[j + 1], before, before + d);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// The entry of context `hash` at level `j`, if the overlay has it.
     pub fn entry(&self, j: usize, hash: u64) -> Option<&Entry> {
         self.levels[j].0.get(&hash)

@@ -176,7 +176,9 @@ impl Levels {
         }
         let energy = energy(&flat);
         let chosen = st.of(st.pick(energy));
-        if !wide && (chosen.k > probe.k || chosen.ef > probe.ef) {
+        // A strategy that gives retrieval no weight keeps the probe's hits
+        // (for the trace) rather than searching wider for nothing.
+        if !wide && chosen.alpha > 0.0 && (chosen.k > probe.k || chosen.ef > probe.ef) {
             for ((j, h), key) in hits.iter_mut().zip(&keys) {
                 let r = self.levels()[*j].r;
                 *h = if chosen.max_r == 0 || r <= chosen.max_r {

@@ -61,6 +61,28 @@ impl Discount {
         }
     }
 
+    /// Chen & Goodman's estimate from a level's counts of counts (`n[k-1]`
+    /// pairs counted exactly `k` times, k = 1..4): with
+    /// `Y = n1 / (n1 + 2 n2)`, `D_k = k - (k + 1) Y n_(k+1) / n_k`. What
+    /// the estimate gives outside `0 < D_k < k` (too few counts to say) is
+    /// `None`, and the caller keeps its default.
+    ///
+    /// ```
+    /// use engram::generate::Discount;
+    /// let d = Discount::estimate([1000.0, 300.0, 150.0, 90.0]).unwrap();
+    /// let y = 1000.0 / 1600.0;
+    /// assert!((d.0[0] - (1.0 - 2.0 * y * 0.3)).abs() < 1e-12);
+    /// assert!(Discount::estimate([0.0, 0.0, 0.0, 0.0]).is_none());
+    /// ```
+    pub fn estimate(n: [f64; 4]) -> Option<Discount> {
+        if n.iter().any(|&x| x.is_nan() || x <= 0.0) {
+            return None;
+        }
+        let y = n[0] / (n[0] + 2.0 * n[1]);
+        let d = |k: usize| k as f64 - (k + 1) as f64 * y * n[k] / n[k - 1];
+        Discount([d(1), d(2), d(3)]).checked().ok()
+    }
+
     /// Check `0 < D_k < k` (so that a counted token keeps some probability).
     pub fn checked(self) -> Result<Discount> {
         let ok = self

@@ -54,3 +54,30 @@ impl Corpus {
         ids
     }
 }
+
+/// `n` short documents of Zipf-distributed words (seeded): text with the
+/// long tail of counts that real text has, without a file.
+pub(crate) fn corpus(n: usize, seed: u64) -> Vec<String> {
+    const WORDS: [&str; 24] = [
+        "the", "cat", "dog", "sat", "on", "mat", "and", "ran", "to", "a", "log", "of", "king", "queen", "said", "with",
+        "her", "his", "in", "house", "old", "new", "day", "night",
+    ];
+    let mut rng = super::rng::SplitMix(seed);
+    let weights: Vec<f64> = (1..=WORDS.len()).map(|r| 1.0 / r as f64).collect();
+    let total: f64 = weights.iter().sum();
+    (0..n)
+        .map(|_| {
+            let len = 4 + (rng.next() % 12) as usize;
+            let mut words = Vec::with_capacity(len);
+            for _ in 0..len {
+                let mut u = rng.unit() * total;
+                let i = weights.iter().position(|w| {
+                    u -= w;
+                    u < 0.0
+                });
+                words.push(WORDS[i.unwrap_or(WORDS.len() - 1)]);
+            }
+            words.join(" ") + "."
+        })
+        .collect()
+}
