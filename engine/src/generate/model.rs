@@ -532,7 +532,10 @@ impl Generator {
     /// the discounts estimated from the store's counts, see
     /// [`Generator::in_use`]).
     pub fn params(&self, snap: &Snapshot) -> Result<Params> {
-        self.in_use(snap, &self.recorded_params(snap)?)
+        // One read of the table serves both the record and the estimate.
+        let kv = self.read_numbers(snap)?;
+        let recorded = decode_params(&kv, self.levels.levels().len())?;
+        Ok(self.estimated(&kv, &recorded, None))
     }
 
     /// The parameters recorded in the store (no discounts when unfitted).
@@ -555,7 +558,15 @@ impl Generator {
         if !params.discounts.is_empty() {
             return Ok(params.clone());
         }
-        let kv = self.read_numbers(snap)?;
+        Ok(self.estimated(&self.read_numbers(snap)?, params, delta))
+    }
+
+    /// `params`, with the discounts estimated from the counts of counts in
+    /// `kv` (changed by `delta`) when it gives none.
+    fn estimated(&self, kv: &HashMap<String, f64>, params: &Params, delta: Option<&[[i64; 4]]>) -> Params {
+        if !params.discounts.is_empty() {
+            return params.clone();
+        }
         let discounts = (0..=self.levels.levels().len())
             .map(|i| {
                 let n = [1, 2, 3, 4].map(|k| {
@@ -565,10 +576,10 @@ impl Generator {
                 Discount::estimate(n).unwrap_or(Discount::DEFAULT)
             })
             .collect();
-        Ok(Params {
+        Params {
             discounts,
             ..params.clone()
-        })
+        }
     }
 
     /// Record `params` (checked) as the parameters in use.
