@@ -6,10 +6,12 @@
 //! on disk per pattern; three samples.
 //!
 //! `bench_generate --data DIR [--train-docs N] [--out NAME] [--kn-orders
-//! 5,9] [--embedder hashed|model2vec]` reads
+//! 5,9] [--embedder hashed|model2vec] [--latency-only [--store DIR]]` reads
 //! `DIR/train/*.txt` and `DIR/heldout.txt` (scripts/generate/prepare.py)
 //! and writes target/bench/NAME.json (default generate-engram.json; the
 //! script scripts/bench-generate merges it with the Python baselines).
+//! `--latency-only` learns and times generation alone; with `--store DIR`
+//! the learned store is kept in DIR and reused by the next such run.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -34,6 +36,9 @@ struct Args {
     embedder: EmbedderSpec,
     /// Learn, then only time generation (for profiling).
     latency_only: bool,
+    /// With `latency_only`: keep the learned store here, and reuse it if it
+    /// is already there (profiling without learning again).
+    store: Option<PathBuf>,
 }
 
 fn args() -> Args {
@@ -44,6 +49,7 @@ fn args() -> Args {
         kn_orders: vec![5, 9],
         embedder: Settings::default().embedder,
         latency_only: false,
+        store: None,
     };
     let mut v: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -56,6 +62,7 @@ fn args() -> Args {
             "--data" => a.data = PathBuf::from(&v[i + 1]),
             "--train-docs" => a.train_docs = v[i + 1].parse().ok(),
             "--out" => a.out = v[i + 1].clone(),
+            "--store" => a.store = Some(PathBuf::from(&v[i + 1])),
             "--kn-orders" => a.kn_orders = v[i + 1].split(',').filter_map(|x| x.parse().ok()).collect(),
             "--embedder" => {
                 a.embedder = match v[i + 1].as_str() {
@@ -122,6 +129,27 @@ fn latency(g: &Generator, snap: &engram::storage::Snapshot) -> Res<Vec<f64>> {
     Ok(lat)
 }
 
+/// Print the latency figures alone (`--latency-only`).
+fn latency_report(g: &Generator, store: &Store) -> Res<()> {
+    let stats = store.stats()?;
+    for t in stats.tables.iter().filter(|t| t.segments > 0) {
+        let rows: Vec<u64> = t.segment_list.iter().map(|s| s.rows).collect();
+        eprintln!(
+            "  {}: segments of {rows:?} rows, {} in the memtable",
+            t.info.name, t.memtable_rows
+        );
+    }
+    let segments: usize = stats.tables.iter().map(|t| t.segments).sum();
+    let mut lat = latency(g, &store.snapshot()?)?;
+    eprintln!(
+        "latency: p50 {:.3} ms, p99 {:.3} ms over {} ({segments} segments)",
+        pct(&mut lat, 0.5),
+        pct(&mut lat, 0.99),
+        lat.len()
+    );
+    Ok(())
+}
+
 fn main() -> Res<()> {
     let a = args();
     let mut files: Vec<PathBuf> = std::fs::read_dir(a.data.join("train"))?
@@ -166,21 +194,27 @@ fn main() -> Res<()> {
 
     // engram: learn each play as a document, then build every graph.
     let dir = tempfile::tempdir()?;
-    let path = dir.path().join("g");
-    let store = Store::create(
-        &path,
-        StoreOptions {
-            indexer: Some(std::sync::Arc::new(Hnsw {
-                threads: 2,
-                seed: Hnsw::SEED,
-            })),
-            // A corpus learned in bulk: larger flushes make fewer segments
-            // per level (each search visits every segment's graph) and
-            // fewer merges.
-            memtable_bytes: MEMTABLE_BYTES,
-            ..StoreOptions::default()
-        },
-    )?;
+    let path = match (&a.store, a.latency_only) {
+        (Some(p), true) => p.clone(),
+        _ => dir.path().join("g"),
+    };
+    let options = StoreOptions {
+        indexer: Some(std::sync::Arc::new(Hnsw {
+            threads: 2,
+            seed: Hnsw::SEED,
+        })),
+        // A corpus learned in bulk: larger flushes make fewer segments
+        // per level (each search visits every segment's graph) and
+        // fewer merges.
+        memtable_bytes: MEMTABLE_BYTES,
+        ..StoreOptions::default()
+    };
+    if path.exists() {
+        let store = Store::open(&path, options)?;
+        let g = Generator::open(&store)?;
+        return latency_report(&g, &store);
+    }
+    let store = Store::create(&path, options)?;
     let g = Generator::create(
         &store,
         Settings {
@@ -215,14 +249,7 @@ fn main() -> Res<()> {
     );
     let bytes = tree_bytes(&path);
     if a.latency_only {
-        let mut lat = latency(&g, &store.snapshot()?)?;
-        eprintln!(
-            "latency: p50 {:.3} ms, p99 {:.3} ms over {}",
-            pct(&mut lat, 0.5),
-            pct(&mut lat, 0.99),
-            lat.len()
-        );
-        return Ok(());
+        return latency_report(&g, &store);
     }
 
     let score = |mode: ScoreMode| -> Res<(f64, f64)> {

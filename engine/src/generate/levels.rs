@@ -276,22 +276,56 @@ impl Levels {
         self.pattern_of(l, &row).map(Some)
     }
 
+    /// The next-token counts (`cont` false) or the continuation counts of
+    /// the context of hash `hash` stored at level `l`, if any: one list
+    /// read, where [`Levels::stored`] decodes both.
+    pub(crate) fn stored_counts(
+        &self,
+        snap: &Snapshot,
+        l: &Level,
+        hash: u64,
+        cont: bool,
+    ) -> Result<Option<Vec<(TokenId, u32)>>> {
+        let t = snap.table(l.table)?;
+        let Some(row) = t.find(&Value::UInt(hash))?.and_then(|id| t.get(id)) else {
+            return Ok(None);
+        };
+        Ok(Some(pairs(row.sparse(if cont { l.cont } else { l.next })?)))
+    }
+
     /// The pattern stored in `row` of level `l`.
     pub(crate) fn pattern_of(&self, l: &Level, row: &crate::storage::RowView<'_>) -> Result<Pattern> {
-        let pairs = |s: crate::storage::SparseRef<'_>| -> Vec<(TokenId, u32)> {
-            (0..s.len())
-                .map(|i| (TokenId(u64::from(s.ids[i])), s.weight(i) as u32))
-                .collect()
-        };
+        self.read_pattern(l, row, true)
+    }
+
+    /// The pattern stored in `row` of level `l` without its continuation
+    /// counts (`cont` empty): what retrieval weighs. A short context's
+    /// continuations are thousands of pairs that retrieval never reads.
+    pub(crate) fn followers_of(&self, l: &Level, row: &crate::storage::RowView<'_>) -> Result<Pattern> {
+        self.read_pattern(l, row, false)
+    }
+
+    fn read_pattern(&self, l: &Level, row: &crate::storage::RowView<'_>, with_cont: bool) -> Result<Pattern> {
         Ok(Pattern {
             id: row.id().0,
             hash: row.get(l.hash),
             doc: row.get(l.doc),
             pos: row.get(l.pos),
             next: pairs(row.sparse(l.next)?),
-            cont: pairs(row.sparse(l.cont)?),
+            cont: if with_cont {
+                pairs(row.sparse(l.cont)?)
+            } else {
+                Vec::new()
+            },
         })
     }
+}
+
+/// A stored sparse list as (token, count) pairs.
+fn pairs(s: crate::storage::SparseRef<'_>) -> Vec<(TokenId, u32)> {
+    (0..s.len())
+        .map(|i| (TokenId(u64::from(s.ids[i])), s.weight(i) as u32))
+        .collect()
 }
 
 #[cfg(test)]

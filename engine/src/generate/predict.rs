@@ -3,9 +3,10 @@
 //!
 //! Gathering ([`Levels::gather`]) reads what a step needs: the history's
 //! exact contexts, and each level's nearest stored contexts — probed with
-//! the balanced strategy, whose flatness gives the step's energy and so its
-//! strategy, searched again only when that strategy needs a larger `k` or
-//! `ef`. Predicting ([`Evidence::predict`]) mixes it under a [`Params`]:
+//! the balanced strategy's `ef` (for as many neighbours as any strategy
+//! within that `ef` keeps), whose flatness gives the step's energy and so
+//! its strategy, searched again only when that strategy needs a larger `k`
+//! or `ef`. Predicting ([`Evidence::predict`]) mixes it under a [`Params`]:
 //! each level's retrieval ([`mix`]) is weighted by `pi_r exp(-H_r / beta)`
 //! (a sure level — low entropy — counts more) and the mixture is
 //! interpolated with the exact statistics,
@@ -156,7 +157,16 @@ impl Levels {
                 st.params.iter().map(|p| p.ef).max().unwrap_or(probe.ef),
             )
         } else {
-            (probe.k, probe.ef)
+            // Searching for a few more neighbours costs little beside the
+            // walk that `ef` sets, so the probe finds as many as any
+            // strategy within its `ef` keeps: those need no second search.
+            let k = st
+                .params
+                .iter()
+                .filter(|p| p.ef <= probe.ef)
+                .map(|p| p.k)
+                .fold(probe.k, usize::max);
+            (k, probe.ef)
         };
         let mut keys = Vec::new();
         let mut hits = Vec::new();
@@ -178,7 +188,7 @@ impl Levels {
         let chosen = st.of(st.pick(energy));
         // A strategy that gives retrieval no weight keeps the probe's hits
         // (for the trace) rather than searching wider for nothing.
-        if !wide && chosen.alpha > 0.0 && (chosen.k > probe.k || chosen.ef > probe.ef) {
+        if !wide && chosen.alpha > 0.0 && (chosen.k > k || chosen.ef > ef) {
             for ((j, h), key) in hits.iter_mut().zip(&keys) {
                 let r = self.levels()[*j].r;
                 *h = if chosen.max_r == 0 || r <= chosen.max_r {
@@ -280,13 +290,24 @@ impl Prediction {
     /// order, not a sort of the vocabulary.
     pub(crate) fn dist(&self, order0: &Order0) -> (Vec<(TokenId, f64)>, f64) {
         let d = &self.discounts;
-        let mut head: HashSet<TokenId> = self.exact.tokens().collect();
-        for (_, got) in &self.levels {
-            head.extend(got.dist.iter().map(|x| x.0));
+        // What retrieval gives each token it reached, summed level by level
+        // in the order `retrieval` sums them (so the same values), once:
+        // asking each level's list per token costs a scan per token.
+        let mut retrieved: HashMap<TokenId, f64> = HashMap::new();
+        for (v, got) in &self.levels {
+            for &(t, p) in &got.dist {
+                *retrieved.entry(t).or_insert(0.0) += v * p;
+            }
         }
+        let mut head: HashSet<TokenId> = self.exact.tokens().collect();
+        head.extend(retrieved.keys().copied());
         let mut first: Vec<(TokenId, f64)> = head
             .iter()
-            .map(|&t| (t, self.prob(order0.p0.get(&t).copied().unwrap_or(0.0), t)))
+            .map(|&t| {
+                let p0 = order0.p0.get(&t).copied().unwrap_or(0.0);
+                let r = retrieved.get(&t).copied().unwrap_or(0.0);
+                (t, (1.0 - self.alpha) * self.exact.prob(p0, t, d) + self.alpha * r)
+            })
             .collect();
         first.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         let tail = (1.0 - self.alpha) * self.exact.backoff(d);

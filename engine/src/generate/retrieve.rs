@@ -18,8 +18,8 @@ use crate::storage::Snapshot;
 use crate::text::vocab::TokenId;
 
 /// A stored context found by a search: its pattern (next-token counts with
-/// what an overlay adds, the [`MAX_FOLLOWERS`] most frequent) and its
-/// cosine similarity to the query.
+/// what an overlay adds, the [`MAX_FOLLOWERS`] most frequent; continuation
+/// counts not read) and its cosine similarity to the query.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Hit {
     /// The stored context.
@@ -132,7 +132,7 @@ impl Levels {
         )?;
         let mut hits = Vec::with_capacity(found.len());
         for h in &found {
-            let mut pattern = self.pattern_of(level, &h.row)?;
+            let mut pattern = self.followers_of(level, &h.row)?;
             if let Some(e) = overlay.and_then(|o| o.entry(j, pattern.hash)) {
                 pattern.next = e.next();
             }

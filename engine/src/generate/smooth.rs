@@ -302,14 +302,10 @@ impl Levels {
                 Some(e) if j + 1 == top => e.next(),
                 Some(e) => e.cont(),
                 None => {
-                    let Some(p) = self.stored(snap, l, hash)? else {
+                    let Some(p) = self.stored_counts(snap, l, hash, j + 1 != top)? else {
                         continue;
                     };
-                    if j + 1 == top {
-                        p.next
-                    } else {
-                        p.cont
-                    }
+                    p
                 }
             };
             out.extend(Counts::new(j, pairs));

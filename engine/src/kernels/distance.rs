@@ -33,11 +33,15 @@ pub fn distance(metric: Metric, a: &[f32], b: &[f32]) -> f32 {
     debug_assert_eq!(a.len(), b.len());
     match metric {
         Metric::Cosine => {
-            // simsimd's answer for zero vectors differs by backend; fix ours.
-            if a.iter().all(|x| *x == 0.0) || b.iter().all(|x| *x == 0.0) {
+            let d = <f32 as SpatialSimilarity>::cos(a, b).map_or_else(|| scalar::cosine_distance(a, b), |d| d as f32);
+            // simsimd's answer for a zero vector differs by backend (0, 1 or
+            // NaN); ours is 1. Only an answer near 0 or NaN can be a wrong
+            // one, so only those pay for the scan (on every call it cost as
+            // much as the kernel).
+            if (d.is_nan() || d <= 1e-3) && (a.iter().all(|x| *x == 0.0) || b.iter().all(|x| *x == 0.0)) {
                 return 1.0;
             }
-            <f32 as SpatialSimilarity>::cos(a, b).map_or_else(|| scalar::cosine_distance(a, b), |d| d as f32)
+            d
         }
         Metric::Dot => <f32 as SpatialSimilarity>::dot(a, b).map_or_else(|| -scalar::dot(a, b), |d| -(d as f32)),
         Metric::L2 => <f32 as SpatialSimilarity>::l2sq(a, b).map_or_else(|| scalar::l2sq(a, b), |d| d as f32),
