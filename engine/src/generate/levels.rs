@@ -269,11 +269,9 @@ impl Levels {
 
     /// The pattern of the context of hash `hash` stored at level `l`, if any.
     pub(crate) fn stored(&self, snap: &Snapshot, l: &Level, hash: u64) -> Result<Option<Pattern>> {
-        let t = snap.table(l.table)?;
-        let Some(row) = t.find(&Value::UInt(hash))?.and_then(|id| t.get(id)) else {
-            return Ok(None);
-        };
-        self.pattern_of(l, &row).map(Some)
+        stored_row(snap, l, hash)?
+            .map(|row| self.pattern_of(l, &row))
+            .transpose()
     }
 
     /// The next-token counts (`cont` false) or the continuation counts of
@@ -286,11 +284,9 @@ impl Levels {
         hash: u64,
         cont: bool,
     ) -> Result<Option<Vec<(TokenId, u32)>>> {
-        let t = snap.table(l.table)?;
-        let Some(row) = t.find(&Value::UInt(hash))?.and_then(|id| t.get(id)) else {
-            return Ok(None);
-        };
-        Ok(Some(pairs(row.sparse(if cont { l.cont } else { l.next })?)))
+        stored_row(snap, l, hash)?
+            .map(|row| Ok(pairs(row.sparse(if cont { l.cont } else { l.next })?)))
+            .transpose()
     }
 
     /// The pattern stored in `row` of level `l`.
@@ -319,6 +315,12 @@ impl Levels {
             },
         })
     }
+}
+
+/// The row of the context of hash `hash` at level `l`, if stored.
+fn stored_row<'s>(snap: &'s Snapshot, l: &Level, hash: u64) -> Result<Option<crate::storage::RowView<'s>>> {
+    let t = snap.table(l.table)?;
+    Ok(t.find(&Value::UInt(hash))?.and_then(|id| t.get(id)))
 }
 
 /// A stored sparse list as (token, count) pairs.

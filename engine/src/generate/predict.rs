@@ -280,7 +280,13 @@ impl Prediction {
 
     /// The probability of `w`, whose order-0 probability is `p0`.
     pub fn prob(&self, p0: f64, w: TokenId) -> f64 {
-        (1.0 - self.alpha) * self.exact.prob(p0, w, &self.discounts) + self.alpha * self.retrieval(w)
+        self.mixed(p0, w, self.retrieval(w))
+    }
+
+    /// The probability of `w` (order-0 probability `p0`) to which
+    /// retrieval gives `retrieved`.
+    fn mixed(&self, p0: f64, w: TokenId, retrieved: f64) -> f64 {
+        (1.0 - self.alpha) * self.exact.prob(p0, w, &self.discounts) + self.alpha * retrieved
     }
 
     /// Every learned token's probability, most probable first (ties by
@@ -305,8 +311,7 @@ impl Prediction {
             .iter()
             .map(|&t| {
                 let p0 = order0.p0.get(&t).copied().unwrap_or(0.0);
-                let r = retrieved.get(&t).copied().unwrap_or(0.0);
-                (t, (1.0 - self.alpha) * self.exact.prob(p0, t, d) + self.alpha * r)
+                (t, self.mixed(p0, t, retrieved.get(&t).copied().unwrap_or(0.0)))
             })
             .collect();
         first.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
