@@ -39,6 +39,11 @@ struct Args {
     /// With `latency_only`: keep the learned store here, and reuse it if it
     /// is already there (profiling without learning again).
     store: Option<PathBuf>,
+    /// With `latency_only`: merge every level into one segment (timed)
+    /// before measuring.
+    optimize: bool,
+    /// Flush the memtables at this many bytes (default [`MEMTABLE_BYTES`]).
+    memtable_bytes: usize,
 }
 
 fn args() -> Args {
@@ -50,11 +55,17 @@ fn args() -> Args {
         embedder: Settings::default().embedder,
         latency_only: false,
         store: None,
+        optimize: false,
+        memtable_bytes: MEMTABLE_BYTES,
     };
     let mut v: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     if let Some(at) = v.iter().position(|x| x == "--latency-only") {
         a.latency_only = true;
+        v.remove(at);
+    }
+    if let Some(at) = v.iter().position(|x| x == "--optimize") {
+        a.optimize = true;
         v.remove(at);
     }
     while i + 1 < v.len() {
@@ -63,6 +74,7 @@ fn args() -> Args {
             "--train-docs" => a.train_docs = v[i + 1].parse().ok(),
             "--out" => a.out = v[i + 1].clone(),
             "--store" => a.store = Some(PathBuf::from(&v[i + 1])),
+            "--memtable-mb" => a.memtable_bytes = v[i + 1].parse::<usize>().map_or(MEMTABLE_BYTES, |m| m << 20),
             "--kn-orders" => a.kn_orders = v[i + 1].split(',').filter_map(|x| x.parse().ok()).collect(),
             "--embedder" => {
                 a.embedder = match v[i + 1].as_str() {
@@ -206,12 +218,17 @@ fn main() -> Res<()> {
         // A corpus learned in bulk: larger flushes make fewer segments
         // per level (each search visits every segment's graph) and
         // fewer merges.
-        memtable_bytes: MEMTABLE_BYTES,
+        memtable_bytes: a.memtable_bytes,
         ..StoreOptions::default()
     };
     if path.exists() {
         let store = Store::open(&path, options)?;
         let g = Generator::open(&store)?;
+        if a.optimize {
+            let t = Instant::now();
+            store.optimize()?;
+            eprintln!("optimized in {:.0} s", t.elapsed().as_secs_f64());
+        }
         return latency_report(&g, &store);
     }
     let store = Store::create(&path, options)?;
@@ -358,7 +375,7 @@ fn main() -> Res<()> {
             "learn_s": learn_s,
             "learn_and_index_s": learn_indexed_s,
             "segments": segments,
-            "memtable_bytes": MEMTABLE_BYTES,
+            "memtable_bytes": a.memtable_bytes,
             "score_s": score_s,
             "bytes_per_pattern": bytes as f64 / patterns.max(1) as f64,
             "store_bytes": bytes,

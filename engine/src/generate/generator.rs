@@ -141,27 +141,40 @@ impl Levels {
             )));
         }
         let longest = self.levels().last().map_or(0, |l| l.r);
-        let mut pos = 0u64;
+        // Only the prompt's tail is read: a step sees its last `longest`
+        // tokens (their embeddings) and the penalty its last
+        // `penalty_window`, and a token never learned cuts the history, so
+        // the lookup walks back from the end and stops at whichever comes
+        // first. A long prompt costs its tokenization, not an embedding and
+        // a vocabulary lookup per token.
+        let words: Vec<&str> = tokenize(prompt).map(|t| t.text).collect();
+        let mut pos = words.len() as u64;
+        let keep = longest.max(req.penalty_window);
         let mut ids: Vec<TokenId> = Vec::new();
-        let mut embs: Vec<Vec<f32>> = Vec::new();
-        for t in tokenize(prompt) {
-            pos += 1;
-            match vocab.id(snap, t.text)? {
-                Some(id) => {
-                    ids.push(id);
-                    embs.push(embedder.embed(t.text));
-                }
-                None => {
-                    ids.clear();
-                    embs.clear();
-                }
+        for w in words.iter().rev() {
+            if ids.len() == keep {
+                break;
+            }
+            match vocab.id(snap, w)? {
+                Some(id) => ids.push(id),
+                None => break,
             }
         }
+        ids.reverse();
+        let mut embs: Vec<Vec<f32>> = words[words.len() - ids.len().min(longest)..]
+            .iter()
+            .map(|w| embedder.embed(w))
+            .collect();
         let mut sampler = Sampler::new(req.sampling.clone())?;
+        let t = req.sampling.temperature;
+        let powers = (t > 0.0).then(|| order0.powers(t));
         let (mut out, mut text): (Vec<GeneratedToken>, String) = (Vec::new(), String::new());
         for _ in 0..req.max_tokens {
             let from = ids.len().saturating_sub(longest);
-            let refs: Vec<&[f32]> = embs[from..].iter().map(|e| e.as_slice()).collect();
+            let refs: Vec<&[f32]> = embs[embs.len() - (ids.len() - from)..]
+                .iter()
+                .map(|e| e.as_slice())
+                .collect();
             let p = self
                 .gather(
                     snap,
@@ -175,11 +188,17 @@ impl Levels {
                     false,
                 )?
                 .predict(self, params);
-            let (dist, _) = p.dist(order0);
             let recent = &ids[ids.len().saturating_sub(req.penalty_window)..];
-            let Some(id) = sampler.pick(&dist, recent) else { break };
+            let split = p.split(order0, recent, powers.as_deref());
+            let Some(id) = sampler.pick_split(&split, recent) else {
+                break;
+            };
             let Some(info) = vocab.get(snap, id)? else { break };
-            let prob = dist.iter().find(|x| x.0 == id).map_or(0.0, |x| x.1);
+            let prob = split
+                .head
+                .iter()
+                .find(|x| x.0 == id)
+                .map_or_else(|| split.factor * order0.p0(id), |x| x.1);
             text.push_str(&info.text);
             if req.stop.iter().any(|s| !s.is_empty() && text.contains(s.as_str())) {
                 break;

@@ -17,7 +17,11 @@
 //! of replacing them, and every string keeps a positive probability.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
+use parking_lot::Mutex;
+
+use super::decode::{Powers, Split};
 use super::levels::Levels;
 use super::overlay::Overlay;
 use super::retrieve::{mix, Hit, Retrieved};
@@ -253,11 +257,13 @@ pub(crate) fn level_weights(params: &Params, levels: impl Iterator<Item = (usize
 
 /// Order 0 read once for many steps over one snapshot: every learned
 /// token's `P_0`, most probable first, and the mass left to strings never
-/// learned.
+/// learned; with the powers of the last temperature sampled at.
 pub(crate) struct Order0 {
     sorted: Vec<(TokenId, f64)>,
     p0: HashMap<TokenId, f64>,
+    #[cfg_attr(not(test), allow(dead_code))]
     unknown: f64,
+    powers: Mutex<Option<Arc<Powers>>>,
 }
 
 impl Order0 {
@@ -268,6 +274,27 @@ impl Order0 {
             p0: sorted.iter().copied().collect(),
             sorted,
             unknown,
+            powers: Mutex::new(None),
+        }
+    }
+
+    /// `P_0(t)` (0 for a token never learned).
+    pub fn p0(&self, t: TokenId) -> f64 {
+        self.p0.get(&t).copied().unwrap_or(0.0)
+    }
+
+    /// The [`Powers`] of order 0 at `temperature` (> 0): taken once and
+    /// kept until another temperature is asked for, so that steps (and
+    /// calls) sampling at one temperature share them.
+    pub fn powers(&self, temperature: f64) -> Arc<Powers> {
+        let mut cached = self.powers.lock();
+        match &*cached {
+            Some(w) if w.temperature == temperature => w.clone(),
+            _ => {
+                let w = Arc::new(Powers::new(&self.sorted, temperature));
+                *cached = Some(w.clone());
+                w
+            }
         }
     }
 }
@@ -289,13 +316,12 @@ impl Prediction {
         (1.0 - self.alpha) * self.exact.prob(p0, w, &self.discounts) + self.alpha * retrieved
     }
 
-    /// Every learned token's probability, most probable first (ties by
-    /// id), and the probability of a string never learned. Tokens no
-    /// level counted and no neighbour followed share one factor of their
-    /// `P_0`, so the list is a merge of the few that did with `order0`'s
-    /// order, not a sort of the vocabulary.
-    pub(crate) fn dist(&self, order0: &Order0) -> (Vec<(TokenId, f64)>, f64) {
-        let d = &self.discounts;
+    /// The step's distribution over learned tokens as a [`Split`]: the
+    /// tokens some level counted or some neighbour followed (and `also`),
+    /// each with its probability, and every other learned token sharing
+    /// one factor of its `P_0` (the back-off mass) — a merge of few with
+    /// `order0`'s order, not a sort of the vocabulary.
+    pub(crate) fn split<'a>(&self, order0: &'a Order0, also: &[TokenId], powers: Option<&'a Powers>) -> Split<'a> {
         // What retrieval gives each token it reached, summed level by level
         // in the order `retrieval` sums them (so the same values), once:
         // asking each level's list per token costs a scan per token.
@@ -305,35 +331,38 @@ impl Prediction {
                 *retrieved.entry(t).or_insert(0.0) += v * p;
             }
         }
-        let mut head: HashSet<TokenId> = self.exact.tokens().collect();
-        head.extend(retrieved.keys().copied());
-        let mut first: Vec<(TokenId, f64)> = head
+        let mut in_head: HashSet<TokenId> = self.exact.tokens().collect();
+        in_head.extend(retrieved.keys().copied());
+        in_head.extend(also.iter().copied().filter(|t| order0.p0.contains_key(t)));
+        let head = in_head
             .iter()
             .map(|&t| {
-                let p0 = order0.p0.get(&t).copied().unwrap_or(0.0);
-                (t, self.mixed(p0, t, retrieved.get(&t).copied().unwrap_or(0.0)))
+                let p0 = order0.p0(t);
+                (t, self.mixed(p0, t, retrieved.get(&t).copied().unwrap_or(0.0)), p0)
             })
             .collect();
-        first.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        let tail = (1.0 - self.alpha) * self.exact.backoff(d);
-        let mut rest = order0
-            .sorted
-            .iter()
-            .filter(|x| !head.contains(&x.0))
-            .map(|&(t, p)| (t, tail * p))
-            .peekable();
-        let mut out = Vec::with_capacity(order0.sorted.len());
-        let mut first = first.into_iter().peekable();
-        loop {
-            let take_first = match (first.peek(), rest.peek()) {
-                (Some(a), Some(b)) => a.1 > b.1 || (a.1 == b.1 && a.0 < b.0),
-                (Some(_), None) => true,
-                (None, Some(_)) => false,
-                (None, None) => break,
-            };
-            out.extend(if take_first { first.next() } else { rest.next() });
+        Split {
+            head,
+            in_head,
+            factor: self.tail(),
+            tail: &order0.sorted,
+            powers,
         }
-        (out, tail * order0.unknown)
+    }
+
+    /// The probability of a learned token per unit of its `P_0` when no
+    /// level counted it and no neighbour followed it.
+    fn tail(&self) -> f64 {
+        (1.0 - self.alpha) * self.exact.backoff(&self.discounts)
+    }
+
+    /// Every learned token's probability, most probable first (ties by
+    /// id), and the probability of a string never learned (what the
+    /// normalization tests sum; generation samples from [`Prediction::split`]).
+    #[cfg(test)]
+    pub(crate) fn dist(&self, order0: &Order0) -> (Vec<(TokenId, f64)>, f64) {
+        let s = self.split(order0, &[], None);
+        (s.ranked().collect(), self.tail() * order0.unknown)
     }
 }
 

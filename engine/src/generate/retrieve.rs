@@ -127,6 +127,10 @@ impl Levels {
             wanted,
             &SearchParams {
                 ef: ef.max(wanted),
+                // A level learned in bulk or over time lies in several
+                // segments: walking each at the full ef would make a step
+                // cost as many graph searches.
+                ef_by_size: true,
                 ..SearchParams::default()
             },
         )?;

@@ -30,6 +30,12 @@ pub struct SearchParams {
     /// Candidate list size of graph search (HNSW's ef): larger finds more of
     /// the true neighbours and costs more. At least `k` is used.
     pub ef: usize,
+    /// Split `ef` across a table's segments by their share of its rows
+    /// (each walked with at least `k`): a table in several segments then
+    /// costs about what one graph of all its rows would, where each
+    /// segment walked at the full `ef` costs that many times more. The
+    /// price is some recall in the smaller segments; off by default.
+    pub ef_by_size: bool,
     /// The best `max(ef, k * rescore)` candidates by int8 distance are
     /// rescored on their f32 keys, and the best `k` of those returned. 0
     /// scores every scanned row on its f32 key (graph walks still navigate
@@ -49,6 +55,7 @@ impl Default for SearchParams {
             column: None,
             metric: None,
             ef: 64,
+            ef_by_size: false,
             rescore: 4,
             filter: Filter::default(),
             plan: PlanChoice::Auto,
@@ -63,6 +70,7 @@ impl std::fmt::Debug for SearchParams {
             .field("column", &self.column)
             .field("metric", &self.metric)
             .field("ef", &self.ef)
+            .field("ef_by_size", &self.ef_by_size)
             .field("rescore", &self.rescore)
             .field("filter", &self.filter)
             .field("plan", &self.plan)

@@ -5,7 +5,7 @@
 use super::filter::{Bound, Pred};
 use super::hnsw::{self, GraphRef, QueryCode};
 use super::params::{HitRef, SearchParams};
-use super::plan::{self, Plan};
+use super::plan::{self, Plan, PlanChoice};
 use super::pool::Pool;
 use crate::error::{Error, Result};
 use crate::kernels::distance::{code_distance, distance, Metric};
@@ -98,8 +98,14 @@ pub(crate) fn run<'s>(t: TableView<'s>, query: &[f32], k: usize, p: &SearchParam
         exact: p.rescore == 0 || !spec.codes,
     };
     let mut pool = Pool::new(keep);
+    let seg_rows: usize = ts.segments.iter().map(|s| s.seg.rows).sum();
     for s in &ts.segments {
-        search_segment(ts, s, col, &pred, &probe, p, k, &mut pool);
+        let ef = if p.ef_by_size && seg_rows > 0 {
+            (p.ef * s.seg.rows).div_ceil(seg_rows)
+        } else {
+            p.ef
+        };
+        search_segment(ts, s, col, &pred, &probe, ef.max(k), p.plan, &mut pool);
     }
     let kslot = col.0 .0;
     for (pos, m) in ts.memtable.iter() {
@@ -149,8 +155,8 @@ fn search_segment<'s>(
     col: KeyCol,
     pred: &Pred,
     probe: &Probe<'_>,
-    p: &SearchParams,
-    k: usize,
+    ef: usize,
+    plan: PlanChoice,
     pool: &mut Pool<'s>,
 ) {
     let seg = &s.seg;
@@ -171,7 +177,6 @@ fn search_segment<'s>(
     let graph = GraphRef::parse(kd.graph, seg.rows).filter(|g| g.metric == probe.metric);
     let candidates = if trivial { None } else { bound.candidates(seg) };
     let filtered = !trivial || has_deletes;
-    let ef = p.ef.max(k);
     let push = |pool: &mut Pool<'s>, i: usize| {
         let d = if probe.exact {
             distance(probe.metric, probe.key, kd.key(i))
@@ -182,7 +187,7 @@ fn search_segment<'s>(
             pool.push(d, ids[i], At::Seg(seg, i as u32));
         }
     };
-    match plan::choose(seg.rows, graph, ef, filtered, candidates.as_deref(), &admit, p.plan) {
+    match plan::choose(seg.rows, graph, ef, filtered, candidates.as_deref(), &admit, plan) {
         Plan::Graph { graph, ef } => {
             for n in hnsw::search::search(&graph, kd.codes, kd.dim, &probe.graph, ef, &admit) {
                 let i = n.node as usize;

@@ -50,6 +50,11 @@ impl<'a> Codes<'a> {
         if let Some(c) = self.codes.get(i * self.dim..(i + 1) * self.dim) {
             crate::kernels::prefetch::read_soon(c);
         }
+        // The factor lives in another array: unfetched, its miss is what a
+        // distance waits on once the code has arrived.
+        if let Some(f) = self.factors.get(i..i + 1) {
+            crate::kernels::prefetch::read_soon(f);
+        }
     }
 
     fn sq(&self, i: u32) -> f32 {
