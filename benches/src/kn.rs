@@ -65,7 +65,7 @@ impl Kn {
                     .collect()
             })
             .collect();
-        let mut speller = Speller::new(0.75);
+        let mut speller = Speller::default();
         ids.keys().for_each(|t| speller.add(t));
         // Raw counts at the top order; (context, token) -> (count, suffix context hash).
         let top = n - 1;

@@ -172,6 +172,19 @@ fn truth_rows(c: &mut Client, store: &str) -> (u64, Vec<(i64, Vec<f32>, String)>
     (w as u64, rows)
 }
 
+/// Waits until the server has logged `line` since byte `from` of its log.
+fn wait_for_log(pg: &Cluster, from: u64, line: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let log = std::fs::read(pg.dir.join("log")).unwrap_or_default();
+        if String::from_utf8_lossy(&log[(from as usize).min(log.len())..]).contains(line) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the server never logged {line:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Repairs the server logged since byte `from` of its log.
 fn repairs_since(pg: &Cluster, from: u64) -> Vec<String> {
     let log = std::fs::read(pg.dir.join("log")).unwrap_or_default();
@@ -629,6 +642,7 @@ fn faults_in_the_middle_of_a_publish() {
     });
     std::thread::sleep(Duration::from_millis(1500));
     assert!(!role_is_free(), "the stalled publish should hold the role");
+    let before_kill = log_len(&pg);
     assert!(Command::new("kill")
         .args(["-9", &pid.to_string()])
         .status()
@@ -637,7 +651,9 @@ fn faults_in_the_middle_of_a_publish() {
     let _ = t.join();
     drop(other);
     drop(c);
-    // The postmaster resets every backend after a SIGKILL.
+    // The postmaster resets every backend after a SIGKILL; a connection
+    // made before it has noticed the death would be reset with the rest.
+    wait_for_log(&pg, before_kill, "database system is ready to accept connections");
     let mut c = pg.connect("engram_it_fault");
     assert!(role_is_free(), "a killed backend's role is released by the kernel");
     let bodies: Vec<String> = engine_rows(&mut c, "p").into_iter().map(|r| r.2).collect();

@@ -269,16 +269,22 @@ fn main() -> Res<()> {
         return latency_report(&g, &store);
     }
 
-    let score = |mode: ScoreMode| -> Res<(f64, f64)> {
+    let score = |mode: ScoreMode| -> Res<(f64, f64, engram::generate::Score)> {
         let snap = store.snapshot()?;
         let t = Instant::now();
         let s = g.score(&snap, &heldout, mode, &mut |done, all| {
             eprintln!("  scored {done}/{all} tokens, {:.0} s", t.elapsed().as_secs_f64());
             Ok(())
         })?;
-        Ok((s.bits_per_char(), t.elapsed().as_secs_f64()))
+        eprintln!(
+            "  {} of {} tokens never learned, {:.1}% of the bits",
+            s.unknown,
+            s.tokens,
+            100.0 * s.unknown_bits / s.bits
+        );
+        Ok((s.bits_per_char(), t.elapsed().as_secs_f64(), s))
     };
-    let (bpc_default, score_s) = score(ScoreMode::default())?;
+    let (bpc_default, score_s, default) = score(ScoreMode::default())?;
     eprintln!("engram static, default: {bpc_default:.4} bpc ({score_s:.0} s)");
     let t = Instant::now();
     let fit = g.fit(&store, &mut |done, all| {
@@ -292,9 +298,9 @@ fn main() -> Res<()> {
         "fit: held-out slice {} -> {} bpc ({fit_s:.0} s)",
         fit.bpc_before, fit.bpc_after
     );
-    let (bpc_best, _) = score(ScoreMode::default())?;
+    let (bpc_best, _, best) = score(ScoreMode::default())?;
     eprintln!("engram static, fitted: {bpc_best:.4} bpc");
-    let (bpc_adaptive, _) = score(ScoreMode {
+    let (bpc_adaptive, _, _) = score(ScoreMode {
         adaptive: true,
         per_token: false,
     })?;
@@ -357,6 +363,13 @@ fn main() -> Res<()> {
                 "engram_best": bpc_best,
                 "engram_adaptive": bpc_adaptive,
                 "kn5": kn_bpc,
+            },
+            "unknown": {
+                "tokens": default.unknown,
+                "heldout_tokens": default.tokens,
+                "bits_share_default": default.unknown_bits / default.bits,
+                "bits_share_best": best.unknown_bits / best.bits,
+                "note": "held-out tokens the store never learned, spelled by the character model; their share of engram's static bits",
             },
             "kn": {
                 "order_reported": kn_order,

@@ -49,7 +49,7 @@ impl Default for Params {
     fn default() -> Self {
         Params {
             discounts: Vec::new(),
-            beta: 0.5,
+            beta: 1.0,
             pi: Vec::new(),
             strategies: Strategies::default(),
         }

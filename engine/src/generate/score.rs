@@ -43,6 +43,9 @@ pub struct Score {
     pub tokens: u64,
     /// Tokens the store had never learned (spelled).
     pub unknown: u64,
+    /// The bits of those tokens: what the spelling model and the mass left
+    /// for new strings cost, within [`Score::bits`].
+    pub unknown_bits: f64,
     /// `-log2 P(text)`.
     pub bits: f64,
     /// Each token's bits, if asked for.
@@ -159,6 +162,7 @@ impl Levels {
             let new = id.0 >= OVERLAY_IDS;
             if new {
                 out.unknown += 1;
+                out.unknown_bits += bits;
             }
             ids.push(id);
             let e = embedded.entry(w).or_insert_with(|| Rc::new(embedder.embed(w))).clone();

@@ -20,9 +20,11 @@
 //!   `g(h) = (D1 n1(h) + D2 n2(h) + D3 n3+(h)) / c(h)` what they took; an
 //!   unstored context passes `P_(j-1)` on.
 //!
-//! Summed over every string, these are exactly 1: the learned tokens take
-//! what [`Levels::smoothed`] lists, and the strings never learned share the
-//! rest ([`Smoothed::unknown`]).
+//! Summed over every string, these are at most 1: the learned tokens take
+//! what [`Levels::smoothed`] lists, and the strings never learned share at
+//! most the rest ([`Smoothed::unknown`]; exactly the rest but for the little
+//! the spelling model gives spellings its case factoring never uses, see
+//! [`Speller`]).
 
 use std::collections::HashMap;
 
@@ -33,9 +35,6 @@ use super::spell::Speller;
 use crate::error::{Error, Result};
 use crate::storage::Snapshot;
 use crate::text::vocab::{TokenId, Vocabulary};
-
-/// The spelling model's discount.
-pub const SPELL_DISCOUNT: f64 = 0.75;
 
 /// Modified Kneser-Ney discounts (Chen & Goodman): `D1` is taken from a
 /// count of 1, `D2` from a count of 2, `D3` from larger counts. A context
@@ -165,7 +164,7 @@ impl Base {
             cont: HashMap::new(),
             texts: Vec::new(),
             classes: Classes::default(),
-            speller: Speller::new(SPELL_DISCOUNT),
+            speller: Speller::default(),
         };
         for (id, text, c) in vocab.tokens(snap)? {
             b.speller.add(&text);
@@ -466,7 +465,7 @@ mod tests {
             .into_iter()
             .map(|(t, text, _)| (t.0, text))
             .collect();
-        let mut speller = Speller::new(SPELL_DISCOUNT);
+        let mut speller = Speller::default();
         all.iter().for_each(|(_, t)| speller.add(t));
         // Distinct discounts per class, so that each class is exercised.
         let d = Discount([0.5, 0.9, 1.4]);
