@@ -172,12 +172,17 @@ fn truth_rows(c: &mut Client, store: &str) -> (u64, Vec<(i64, Vec<f32>, String)>
     (w as u64, rows)
 }
 
+/// What the server logged since byte `from` of its log.
+fn log_since(pg: &Cluster, from: u64) -> String {
+    let log = std::fs::read(pg.dir.join("log")).unwrap_or_default();
+    String::from_utf8_lossy(&log[(from as usize).min(log.len())..]).into_owned()
+}
+
 /// Waits until the server has logged `line` since byte `from` of its log.
 fn wait_for_log(pg: &Cluster, from: u64, line: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let log = std::fs::read(pg.dir.join("log")).unwrap_or_default();
-        if String::from_utf8_lossy(&log[(from as usize).min(log.len())..]).contains(line) {
+        if log_since(pg, from).contains(line) {
             return;
         }
         assert!(Instant::now() < deadline, "the server never logged {line:?}");
@@ -187,8 +192,7 @@ fn wait_for_log(pg: &Cluster, from: u64, line: &str) {
 
 /// Repairs the server logged since byte `from` of its log.
 fn repairs_since(pg: &Cluster, from: u64) -> Vec<String> {
-    let log = std::fs::read(pg.dir.join("log")).unwrap_or_default();
-    String::from_utf8_lossy(&log[(from as usize).min(log.len())..])
+    log_since(pg, from)
         .lines()
         .filter(|l| {
             l.contains("caught up the engine copy")
@@ -713,8 +717,7 @@ fn graphs_of_flushed_commits_are_built_by_a_background_worker() {
         std::thread::sleep(Duration::from_millis(50));
     }
     // The graph was built by a worker, not by the committing backend.
-    let log = std::fs::read(pg.dir.join("log")).unwrap();
-    let log = String::from_utf8_lossy(&log[from as usize..]);
+    let log = log_since(&pg, from);
     let worker: Vec<&str> = log
         .lines()
         .filter(|l| l.contains("engram merges: store \"g\""))

@@ -269,7 +269,7 @@ fn main() -> Res<()> {
         return latency_report(&g, &store);
     }
 
-    let score = |mode: ScoreMode| -> Res<(f64, f64, engram::generate::Score)> {
+    let score = |mode: ScoreMode| -> Res<(engram::generate::Score, f64)> {
         let snap = store.snapshot()?;
         let t = Instant::now();
         let s = g.score(&snap, &heldout, mode, &mut |done, all| {
@@ -282,9 +282,10 @@ fn main() -> Res<()> {
             s.tokens,
             100.0 * s.unknown_bits / s.bits
         );
-        Ok((s.bits_per_char(), t.elapsed().as_secs_f64(), s))
+        Ok((s, t.elapsed().as_secs_f64()))
     };
-    let (bpc_default, score_s, default) = score(ScoreMode::default())?;
+    let (default, score_s) = score(ScoreMode::default())?;
+    let bpc_default = default.bits_per_char();
     eprintln!("engram static, default: {bpc_default:.4} bpc ({score_s:.0} s)");
     let t = Instant::now();
     let fit = g.fit(&store, &mut |done, all| {
@@ -298,12 +299,15 @@ fn main() -> Res<()> {
         "fit: held-out slice {} -> {} bpc ({fit_s:.0} s)",
         fit.bpc_before, fit.bpc_after
     );
-    let (bpc_best, _, best) = score(ScoreMode::default())?;
+    let best = score(ScoreMode::default())?.0;
+    let bpc_best = best.bits_per_char();
     eprintln!("engram static, fitted: {bpc_best:.4} bpc");
-    let (bpc_adaptive, _, _) = score(ScoreMode {
+    let bpc_adaptive = score(ScoreMode {
         adaptive: true,
         per_token: false,
-    })?;
+    })?
+    .0
+    .bits_per_char();
     eprintln!("engram adaptive, fitted: {bpc_adaptive:.4} bpc");
 
     // Per generated token: one token per call, the prompt growing.

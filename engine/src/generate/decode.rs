@@ -171,13 +171,7 @@ impl Sampler {
     /// tokens are ranked.
     pub fn pick_split(&mut self, s: &Split<'_>, recent: &[TokenId]) -> Option<TokenId> {
         let p = self.params.clone();
-        let mut head: Vec<(TokenId, f64)> = s
-            .head
-            .iter()
-            .filter(|x| x.1.is_finite() && x.1 > 0.0)
-            .map(|&(t, q, _)| (t, self.penalized(t, q, recent)))
-            .collect();
-        head.sort_by(ranked_order);
+        let head = s.ranked_head(|t, q| self.penalized(t, q, recent));
         let powers = s
             .powers
             .filter(|w| w.temperature == p.temperature && w.of.len() == s.tail.len());
@@ -329,14 +323,20 @@ impl Split<'_> {
     /// Every token with a positive probability, most probable first (ties
     /// by id).
     pub fn ranked(&self) -> impl Iterator<Item = (TokenId, f64)> + '_ {
+        merge(self.ranked_head(|_, q| q), self.tail_probs())
+    }
+
+    /// The head's tokens with a positive probability, each as `weigh`
+    /// makes it, most probable first (ties by id).
+    fn ranked_head(&self, weigh: impl Fn(TokenId, f64) -> f64) -> Vec<(TokenId, f64)> {
         let mut head: Vec<(TokenId, f64)> = self
             .head
             .iter()
             .filter(|x| x.1.is_finite() && x.1 > 0.0)
-            .map(|x| (x.0, x.1))
+            .map(|&(t, q, _)| (t, weigh(t, q)))
             .collect();
         head.sort_by(ranked_order);
-        merge(head, self.tail_probs())
+        head
     }
 }
 

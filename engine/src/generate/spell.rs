@@ -45,7 +45,7 @@
 
 use std::collections::HashMap;
 
-use super::smooth::Discount;
+use super::smooth::{Classes, Discount};
 
 /// Context length plus one: characters are predicted from up to five before.
 pub const ORDER: usize = 6;
@@ -63,24 +63,21 @@ const START: u32 = 0x11_0001;
 type Context = (u8, [u32; ORDER - 1]);
 
 /// One context's counts (raw or continuation, see the module
-/// documentation) and how many of them are 1, 2, and 3 or more.
+/// documentation), and their sum and classes as the word-level smoothing
+/// keeps them.
 #[derive(Clone, Debug, Default)]
 struct Counts {
     next: HashMap<u32, u32>,
-    total: u32,
-    classes: [u32; 3],
+    classes: Classes,
 }
 
 impl Counts {
     /// Count one more `sym`; whether it is the first.
     fn add(&mut self, sym: u32) -> bool {
         let c = self.next.entry(sym).or_default();
-        if *c > 0 {
-            self.classes[(*c as usize).min(3) - 1] -= 1;
-        }
+        self.classes.add(f64::from(*c), -1.0);
         *c += 1;
-        self.classes[(*c as usize).min(3) - 1] += 1;
-        self.total += 1;
+        self.classes.add(f64::from(*c), 1.0);
         *c == 1
     }
 }
@@ -132,16 +129,13 @@ impl Chars {
     /// The probability of symbol `sym` after `history` (start mark first).
     fn prob(&self, history: &[u32], sym: u32) -> f64 {
         let mut p = 1.0 / SYMBOLS;
-        let d = &self.discount;
         for len in 0..=history.len().min(ORDER - 1) {
             let Some(c) = self.counts.get(&Self::context(history, len)) else {
                 // A longer context extends this one: it is unseen too.
                 break;
             };
-            let n = f64::from(c.total);
             let seen = c.next.get(&sym).map_or(0.0, |&k| f64::from(k));
-            let taken: f64 = (0..3).map(|k| d.0[k] * f64::from(c.classes[k])).sum();
-            p = (seen - d.of(seen)).max(0.0) / n + taken / n * p;
+            p = c.classes.kept(seen, self.discount) + c.classes.gamma(self.discount) * p;
         }
         p
     }
