@@ -11,7 +11,8 @@
 //!   manifest, updates, merge, snapshots;
 //! - [`index`]: nearest-neighbour search over a table's key columns;
 //! - [`text`]: tokens, embeddings, the vocabulary and positions;
-//! - [`generate`]: generation by retrieval (so far: context keys).
+//! - [`generate`]: generation by retrieval;
+//! - [`memory`]: agent memory (so far: the hybrid score and token budgets).
 //!
 //! ```
 //! use engram::storage::{Dim, KeySpec, Row, Schema, Store, StoreOptions};
@@ -37,6 +38,7 @@ pub mod error;
 pub mod generate;
 pub mod index;
 pub mod kernels;
+pub mod memory;
 pub mod storage;
 pub mod text;
 

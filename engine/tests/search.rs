@@ -363,6 +363,34 @@ fn a_scorer_ranks_the_rescored_candidates() {
 }
 
 #[test]
+fn without_rescore_walk_only_k_times_rescore_candidates_are_rescored() {
+    let f = fixture();
+    let q = queries(1).remove(0);
+    let snap = f.store.snapshot().unwrap();
+    let t = snap.table(f.t).unwrap();
+    // A scorer that ignores the distance ranks the rescored candidates by
+    // id: which ids come back shows how many candidates were rescored.
+    let by_id = |rescore_walk: bool, scorer: bool| {
+        let p = SearchParams {
+            ef: 200,
+            rescore: 1,
+            rescore_walk,
+            scorer: scorer.then(|| Arc::new(|row: &engram::storage::RowView<'_>, _d: f32| row.id().0 as f32) as _),
+            ..SearchParams::default()
+        };
+        let mut ids: Vec<u64> = t.search(&q, 10, &p).unwrap().iter().map(|h| h.id.0).collect();
+        ids.sort();
+        ids
+    };
+    // Only the walk's best 10: the scorer reorders them and picks no other.
+    assert_eq!(by_id(false, true), by_id(false, false));
+    // The whole walk (200 rows): the scorer's 10 lowest ids among them.
+    let wide = by_id(true, true);
+    assert_ne!(wide, by_id(false, true));
+    assert!(wide.iter().max() < by_id(false, true).iter().max());
+}
+
+#[test]
 fn several_tables_are_searched_over_one_snapshot() {
     let f = fixture();
     let c = cols();

@@ -10,6 +10,13 @@ pub static RESCORE: GucSetting<i32> = GucSetting::<i32>::new(4);
 /// a segment and builds the segment's graph.
 pub static MEMTABLE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(64 * 1024);
 
+/// Per-second recency decay of session memories (agent memory, §2).
+pub static RECENCY_SESSION: GucSetting<f64> = GucSetting::<f64>::new(1e-4);
+/// Per-second recency decay of durable namespace memories.
+pub static RECENCY_NAMESPACE: GucSetting<f64> = GucSetting::<f64>::new(1e-5);
+/// Per-second recency decay of global memories.
+pub static RECENCY_GLOBAL: GucSetting<f64> = GucSetting::<f64>::new(2e-6);
+
 /// Whether the graph builds and merges a commit leaves due run in a
 /// background worker (on) or in the committing backend before its COMMIT
 /// returns (off).
@@ -68,6 +75,34 @@ pub fn init() {
         GucContext::Userset,
         GucFlags::default(),
     );
+    for (name, short, setting) in [
+        (
+            c"engram.recency_session",
+            c"Per-second recency decay of session memories (default 1e-4: a half-life of 1.9 hours).",
+            &RECENCY_SESSION,
+        ),
+        (
+            c"engram.recency_namespace",
+            c"Per-second recency decay of durable namespace memories (default 1e-5: a half-life of 19 hours).",
+            &RECENCY_NAMESPACE,
+        ),
+        (
+            c"engram.recency_global",
+            c"Per-second recency decay of global memories (default 2e-6: a half-life of 4 days).",
+            &RECENCY_GLOBAL,
+        ),
+    ] {
+        GucRegistry::define_float_guc(
+            name,
+            short,
+            c"Recency is exp(-rate x age in seconds); used by engram.recency and engram.hybrid_score.",
+            setting,
+            0.0,
+            1.0,
+            GucContext::Userset,
+            GucFlags::default(),
+        );
+    }
     GucRegistry::define_string_guc(
         c"engram.inject_fault",
         c"Testing only: a fault injected into every publish at commit (publish_panic, publish_stall).",

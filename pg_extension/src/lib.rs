@@ -15,6 +15,7 @@ mod errors;
 mod generation;
 mod gucs;
 mod handles;
+mod memory;
 mod merges;
 mod search;
 mod txn;
@@ -100,13 +101,17 @@ COMMENT ON FUNCTION engram.grant(text, text, text) IS 'grant(store, role, privil
 COMMENT ON FUNCTION engram.search(text, real[], integer, jsonb, text, integer) IS 'search(store, query, k => 10, filter => ''{}'', metric => ''cosine'', ef => engram.ef_search): the k rows nearest to query (id, distance, body, meta), nearest first. filter keys: any meta key (equality), time_from, time_to (microseconds, half-open), ids. metric: cosine, dot or l2. Joins with tables through JOIN LATERAL.';
 COMMENT ON FUNCTION engram.search_ids(text, real[], integer, jsonb, text, integer) IS 'search_ids(store, query, k => 10, filter => ''{}'', metric => ''cosine'', ef => engram.ef_search): like search, returning only (id, distance); the fast path when joining engram.rows or your own tables.';
 COMMENT ON FUNCTION engram.optimize(text) IS 'optimize(store): flush the engine copy and merge it into one segment with an HNSW graph (settings m, ef_construction), dropping deleted rows; returns what was done. Needs write; other commits go on meanwhile.';
-COMMENT ON FUNCTION engram.create_generator(text, jsonb) IS 'create_generator(name, settings => ''{}''): create a generator store (a language model made of search) owned by the current user. settings: levels (context lengths, default [1, 2, 3, 4, 6, 8]), embedder (''hashed'', the built-in hashed n-gram embedder, the default; ''model2vec'', the Model2Vec model installed with the extension, distilled from all-MiniLM-L6-v2, 128 dimensions; or ''model2vec:/absolute/model/directory'' holding tokenizer.json and model.safetensors), dim (of the hashed embedder, default 64), key_decay (0.8), seed (0), heldout_fraction (0.1) and heldout_tokens (20000) of the slice engram.fit holds out; k, tau, ef and alpha of the balanced retrieval strategy and beta of the level weights (defaults 8, 0.05, 64, 0.25, 0.5). engram.fit adds params.';
+COMMENT ON FUNCTION engram.create_generator(text, jsonb) IS 'create_generator(name, settings => ''{}''): create a generator store (a language model made of search) owned by the current user. settings: levels (context lengths, default [1, 2, 3, 4, 6, 8]), embedder (''hashed'', the built-in hashed n-gram embedder, the default; ''model2vec'', the Model2Vec model installed with the extension, distilled from all-MiniLM-L6-v2, 128 dimensions; or ''model2vec:/absolute/model/directory'' holding tokenizer.json and model.safetensors), dim (of the hashed embedder, default 64), key_decay (0.8), seed (0), heldout_fraction (0.1) and heldout_tokens (20000) of the slice engram.fit holds out; k, tau, ef and alpha of the balanced retrieval strategy and beta of the level weights (defaults 8, 0.2, 64, 0.05, 1). engram.fit adds params.';
 COMMENT ON FUNCTION engram.learn(text, text, jsonb) IS 'learn(store, body, meta => ''{}''): add a document to engram.documents; the engine copy learns its patterns at commit (ROLLBACK leaves no trace). Returns its id. Works over a table in one transaction: SELECT engram.learn(''lit'', body) FROM books;';
 COMMENT ON FUNCTION engram.fit(text) IS 'fit(store): fit the mixture parameters (discounts, beta, level weights, each strategy''s alpha and tau, the strategy of each energy bin) on a held-out slice of the learned documents (chosen by a seeded hash of their ids), recording them in the store''s settings (params); returns the slice''s bits per character before and after. Progress NOTICEs; cancel honoured.';
 COMMENT ON FUNCTION engram.generate(text, text, integer, double precision, integer, double precision, double precision, bigint, text[]) IS 'generate(store, prompt, max_tokens => 64, temperature => 0, top_k => 0, top_p => 1, repetition_penalty => 1, seed => NULL, stop => NULL): continue prompt with tokens retrieved from what the store learned. temperature 0 is greedy; the same seed and store give the same text (NULL: a new seed); generation stops before a stop string.';
 COMMENT ON FUNCTION engram.generate_trace(text, text, integer, double precision, integer, double precision, double precision, bigint, text[]) IS 'generate_trace(...the arguments of generate...): one row per generated token: step, token, probability, confidence (exp(-energy)), strategy (precise, balanced, broad, fallback) and sources, a jsonb array of the patterns it came from ({level, document, position, similarity, share}); document is an id of engram.documents.';
 COMMENT ON FUNCTION engram.score(text, text, boolean) IS 'score(store, body, adaptive => false): the log2-probability of exactly body, every character included (unknown words are spelled by a character model): chars, tokens, bits, bits_per_char, perplexity (per token). adaptive learns each token once scored, for the rest of the call only. Progress NOTICEs; cancel honoured.';
 COMMENT ON FUNCTION engram.levels(text) IS 'levels(store): one row per pattern level: its context length, patterns counted, distinct contexts, bytes on disk, and graph state (built, partial, none, empty).';
+COMMENT ON FUNCTION engram.hybrid_score(double precision, double precision, text, text, double precision, double precision, double precision, double precision, double precision) IS 'hybrid_score(cosine, age_seconds, scope, kind => ''turn'', decay_rate => 0, alpha => 0.7, beta => 0.2, gamma => 0.1, delta => 0.5): the hybrid score of a memory, (alpha cos + beta R + gamma S) x Q in [0, 1]: cos clamped to [0, 1]; R = engram.recency(age_seconds, scope); S = 1, 0.6, 0.3 for scope session, namespace, global; Q = 1 - delta x decay_rate for kind summary, else 1 (kind: turn, summary, authored). alpha, beta, gamma are clamped to [0, 1] and rescaled to sum to 1; delta and decay_rate clamped to [0, 1].';
+COMMENT ON FUNCTION engram.recency(double precision, text) IS 'recency(age_seconds, scope): exp(-rate x age_seconds) in (0, 1], the rate being engram.recency_session, engram.recency_namespace or engram.recency_global (scope session, namespace, global); a negative age counts as 0.';
+COMMENT ON FUNCTION engram.estimate_tokens(text) IS 'estimate_tokens(body): the estimated model tokens of body, ceil(sum over its characters of 1 / chi), chi being 1.6 for CJK, 2.5 for Cyrillic, Arabic and Hebrew, 4 otherwise (characters are code points).';
+COMMENT ON FUNCTION engram.fit_budget(text[], integer) IS 'fit_budget(bodies, budget): how many leading items of bodies (in rank order) fit together in budget estimated tokens (engram.estimate_tokens; NULL items cost 0); an item that does not fit ends the prefix.';
 COMMENT ON FUNCTION engram.revoke(text, text, text) IS 'revoke(store, role, privilege): take back a right given by engram.grant (owner only).';
 "#,
     name = "comments",
@@ -131,7 +136,11 @@ COMMENT ON FUNCTION engram.revoke(text, text, text) IS 'revoke(store, role, priv
         generation::generate,
         generation::generate_trace,
         generation::score,
-        generation::levels
+        generation::levels,
+        memory::hybrid_score,
+        memory::recency,
+        memory::estimate_tokens,
+        memory::fit_budget
     ],
     finalize
 );

@@ -3,8 +3,6 @@
 //! nucleus, with a repetition penalty — reproducibly from a seed (the same
 //! seed, store and prompt give the same text).
 
-use std::collections::HashSet;
-
 use super::rng::SplitMix;
 use crate::error::{Error, Result};
 use crate::text::vocab::TokenId;
@@ -171,15 +169,18 @@ impl Sampler {
     /// tokens are ranked.
     pub fn pick_split(&mut self, s: &Split<'_>, recent: &[TokenId]) -> Option<TokenId> {
         let p = self.params.clone();
-        let head = s.ranked_head(|t, q| self.penalized(t, q, recent));
         let powers = s
             .powers
             .filter(|w| w.temperature == p.temperature && w.of.len() == s.tail.len());
         if let (Some(w), true) = (powers, p.top_k == 0 && p.top_p >= 1.0 && p.temperature > 0.0) {
+            // A draw needs no ranking: the head in id order is as good an
+            // order (and as reproducible) as any.
+            let head = s.weighed_head(|t, q| self.penalized(t, q, recent));
             if let Some(t) = self.draw_split(s, &head, w) {
                 return t;
             }
         }
+        let head = s.ranked_head(|t, q| self.penalized(t, q, recent));
         let take = if p.top_k > 0 { p.top_k } else { usize::MAX };
         let v: Vec<(TokenId, f64)> = merge(head, s.tail_probs()).take(take).collect();
         let v = self.shaped(v);
@@ -194,12 +195,7 @@ impl Sampler {
         let inv = 1.0 / self.params.temperature;
         let w0 = s.tail.first().map_or(0.0, |x| x.1);
         let tail_top = s.tail_probs().next().map(|x| x.1);
-        let top = head
-            .first()
-            .map(|x| x.1)
-            .into_iter()
-            .chain(tail_top)
-            .fold(0.0, f64::max);
+        let top = head.iter().map(|x| x.1).chain(tail_top).fold(0.0, f64::max);
         if top <= 0.0 {
             return Some(None);
         }
@@ -231,7 +227,7 @@ impl Sampler {
         let mut last = head.last().map(|h| h.0);
         if tail_mass > 0.0 {
             for ((t, weight), pw) in s.tail.iter().zip(&w.of) {
-                if *weight > 0.0 && !s.in_head.contains(t) {
+                if *weight > 0.0 && !s.in_head(*t) {
                     last = Some(*t);
                     let q = scale * pw;
                     if x < q {
@@ -281,12 +277,11 @@ fn merge<'a>(
 /// vocabulary each step.
 ///
 /// ```
-/// use std::collections::HashSet;
 /// use engram::generate::decode::{Powers, Sampler, Sampling, Split};
 /// use engram::text::TokenId;
 /// let tail = [(TokenId(1), 0.5), (TokenId(2), 0.3), (TokenId(3), 0.2)];
 /// // Token 2 is predicted on its own; 1 and 3 get 0.5 x their weight.
-/// let s = Split { head: vec![(TokenId(2), 0.5, 0.3)], in_head: HashSet::from([TokenId(2)]), factor: 0.5, tail: &tail, powers: None };
+/// let s = Split { head: vec![(TokenId(2), 0.5, 0.3)], factor: 0.5, tail: &tail, powers: None };
 /// let ranked: Vec<_> = s.ranked().collect();
 /// assert_eq!(ranked, [(TokenId(2), 0.5), (TokenId(1), 0.25), (TokenId(3), 0.1)]);
 /// let hot = Sampling { temperature: 0.7, seed: 1, ..Sampling::default() };
@@ -295,12 +290,10 @@ fn merge<'a>(
 /// assert!(Sampler::new(hot).unwrap().pick_split(&fast, &[]).is_some());
 /// ```
 pub struct Split<'a> {
-    /// `(token, probability, its weight in the tail or 0)`, in any order;
-    /// every recently generated token (what the penalty applies to) must
-    /// be among them.
+    /// `(token, probability, its weight in the tail or 0)`, by token id,
+    /// each token once (the tail skips them); every recently generated
+    /// token (what the penalty applies to) must be among them.
     pub head: Vec<(TokenId, f64, f64)>,
-    /// The tokens of `head`, which the tail skips.
-    pub in_head: HashSet<TokenId>,
     /// Probability of a tail token per unit of weight.
     pub factor: f64,
     /// `(token, weight)`, the largest first (ties by id).
@@ -310,12 +303,23 @@ pub struct Split<'a> {
 }
 
 impl Split<'_> {
+    /// Whether `t` is in the head.
+    fn in_head(&self, t: TokenId) -> bool {
+        self.head.binary_search_by_key(&t, |x| x.0).is_ok()
+    }
+
+    /// The probability of `t` if it is in the head.
+    pub fn head_prob(&self, t: TokenId) -> Option<f64> {
+        let i = self.head.binary_search_by_key(&t, |x| x.0).ok()?;
+        Some(self.head[i].1)
+    }
+
     /// The tail's tokens not in the head, with positive probability, most
     /// probable first.
     fn tail_probs(&self) -> impl Iterator<Item = (TokenId, f64)> + '_ {
         self.tail
             .iter()
-            .filter(|x| !self.in_head.contains(&x.0))
+            .filter(|x| !self.in_head(x.0))
             .map(|&(t, w)| (t, self.factor * w))
             .filter(|x| x.1.is_finite() && x.1 > 0.0)
     }
@@ -329,14 +333,19 @@ impl Split<'_> {
     /// The head's tokens with a positive probability, each as `weigh`
     /// makes it, most probable first (ties by id).
     fn ranked_head(&self, weigh: impl Fn(TokenId, f64) -> f64) -> Vec<(TokenId, f64)> {
-        let mut head: Vec<(TokenId, f64)> = self
-            .head
+        let mut head = self.weighed_head(weigh);
+        head.sort_by(ranked_order);
+        head
+    }
+
+    /// The head's tokens with a positive probability, each as `weigh`
+    /// makes it, by id.
+    fn weighed_head(&self, weigh: impl Fn(TokenId, f64) -> f64) -> Vec<(TokenId, f64)> {
+        self.head
             .iter()
             .filter(|x| x.1.is_finite() && x.1 > 0.0)
             .map(|&(t, q, _)| (t, weigh(t, q)))
-            .collect();
-        head.sort_by(ranked_order);
-        head
+            .collect()
     }
 }
 
@@ -511,6 +520,7 @@ mod tests {
             }
         }
         head.push((TokenId(100), 0.2 * rng.unit(), 0.0));
+        head.sort_by_key(|x| x.0);
         (tail, head, 0.2 + 0.5 * rng.unit())
     }
 
@@ -518,10 +528,9 @@ mod tests {
     fn a_split_samples_as_its_merged_distribution_does() {
         for case in 0..24u64 {
             let (tail, head, factor) = split_case(case);
-            let in_head: HashSet<TokenId> = head.iter().map(|x| x.0).collect();
+            let in_head: std::collections::HashSet<TokenId> = head.iter().map(|x| x.0).collect();
             let split = |powers| Split {
                 head: head.clone(),
-                in_head: in_head.clone(),
                 factor,
                 tail: &tail,
                 powers,
@@ -573,7 +582,6 @@ mod tests {
         // Temperature alone reads the tail through its powers: the draws
         // follow the shaped merged list.
         let (tail, head, factor) = split_case(99);
-        let in_head: HashSet<TokenId> = head.iter().map(|x| x.0).collect();
         let recent = [head[0].0];
         let sampling = Sampling {
             temperature: 0.7,
@@ -584,7 +592,6 @@ mod tests {
         let w = Powers::new(&tail, 0.7);
         let s = Split {
             head: head.clone(),
-            in_head,
             factor,
             tail: &tail,
             powers: Some(&w),

@@ -194,11 +194,7 @@ impl Levels {
                 break;
             };
             let Some(info) = vocab.get(snap, id)? else { break };
-            let prob = split
-                .head
-                .iter()
-                .find(|x| x.0 == id)
-                .map_or_else(|| split.factor * order0.p0(id), |x| x.1);
+            let prob = split.head_prob(id).unwrap_or_else(|| split.factor * order0.p0(id));
             text.push_str(&info.text);
             if req.stop.iter().any(|s| !s.is_empty() && text.contains(s.as_str())) {
                 break;

@@ -42,6 +42,11 @@ impl Level {
     pub fn key_col(&self) -> KeyCol {
         self.key
     }
+
+    /// The context hash of `row`, one of its rows.
+    pub(crate) fn hash_of(&self, row: &crate::storage::RowView<'_>) -> u64 {
+        row.get(self.hash)
+    }
 }
 
 /// A stored context: its row, where it was first seen, and what followed it.

@@ -16,7 +16,7 @@
 //! `alpha` being the strategy's. Retrieval adds to the exact counts instead
 //! of replacing them, and every string keeps a positive probability.
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::FxHashMap;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -260,7 +260,7 @@ pub(crate) fn level_weights(params: &Params, levels: impl Iterator<Item = (usize
 /// learned; with the powers of the last temperature sampled at.
 pub(crate) struct Order0 {
     sorted: Vec<(TokenId, f64)>,
-    p0: HashMap<TokenId, f64>,
+    p0: FxHashMap<TokenId, f64>,
     #[cfg_attr(not(test), allow(dead_code))]
     unknown: f64,
     powers: Mutex<Option<Arc<Powers>>>,
@@ -325,25 +325,35 @@ impl Prediction {
         // What retrieval gives each token it reached, summed level by level
         // in the order `retrieval` sums them (so the same values), once:
         // asking each level's list per token costs a scan per token.
-        let mut retrieved: HashMap<TokenId, f64> = HashMap::new();
+        let mut retrieved: FxHashMap<TokenId, f64> = FxHashMap::default();
         for (v, got) in &self.levels {
             for &(t, p) in &got.dist {
                 *retrieved.entry(t).or_insert(0.0) += v * p;
             }
         }
-        let mut in_head: HashSet<TokenId> = self.exact.tokens().collect();
-        in_head.extend(retrieved.keys().copied());
-        in_head.extend(also.iter().copied().filter(|t| order0.p0.contains_key(t)));
-        let head = in_head
-            .iter()
-            .map(|&t| {
-                let p0 = order0.p0(t);
-                (t, self.mixed(p0, t, retrieved.get(&t).copied().unwrap_or(0.0)), p0)
-            })
+        let r = |t: &TokenId| retrieved.get(t).copied().unwrap_or(0.0);
+        let counted = self.exact.counted_probs(&self.discounts, |t| order0.p0(t));
+        let is_counted = |t: &TokenId| counted.binary_search_by_key(t, |x| x.0).is_ok();
+        let mut others: Vec<TokenId> = retrieved
+            .keys()
+            .copied()
+            .chain(also.iter().copied().filter(|t| order0.p0.contains_key(t)))
+            .filter(|t| !is_counted(t))
             .collect();
+        others.sort_unstable();
+        others.dedup();
+        let a = self.alpha;
+        let mut head: Vec<(TokenId, f64, f64)> = counted
+            .iter()
+            .map(|&(t, p, p0)| (t, (1.0 - a) * p + a * r(&t), p0))
+            .chain(others.iter().map(|&t| {
+                let p0 = order0.p0(t);
+                (t, self.mixed(p0, t, r(&t)), p0)
+            }))
+            .collect();
+        head.sort_unstable_by_key(|x| x.0);
         Split {
             head,
-            in_head,
             factor: self.tail(),
             tail: &order0.sorted,
             powers,

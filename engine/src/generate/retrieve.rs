@@ -131,28 +131,41 @@ impl Levels {
                 // segments: walking each at the full ef would make a step
                 // cost as many graph searches.
                 ef_by_size: true,
+                // The similarities are computed again below; the int8
+                // ranking only has to bring the top `wanted` (a softmax's
+                // neighbours, not a recall@k), and each key read is a
+                // cache miss.
+                rescore: 1,
+                rescore_walk: false,
                 ..SearchParams::default()
             },
         )?;
-        let mut hits = Vec::with_capacity(found.len());
-        for h in &found {
+        // Ranked before any pattern is read: each read is a few cache
+        // misses, and only the best `k` with a count left are kept.
+        let mut ranked: Vec<(f32, u64, &crate::index::HitRef<'_>)> = found
+            .iter()
+            .map(|h| {
+                // The similarity from the stored key itself: a graph walk's
+                // distances may come from int8 codes, and a score must not
+                // depend on which segment or code a row is in.
+                (cosine(key, h.row.key(level.key_col())), level.hash_of(&h.row), h)
+            })
+            .collect();
+        ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        let mut hits = Vec::with_capacity(k);
+        for (sim, _, h) in ranked {
+            if hits.len() == k {
+                break;
+            }
             let mut pattern = self.followers_of(level, &h.row)?;
             if let Some(e) = overlay.and_then(|o| o.entry(j, pattern.hash)) {
                 pattern.next = e.next();
             }
             keep_most_frequent(&mut pattern.next, MAX_FOLLOWERS);
             if !pattern.next.is_empty() {
-                // The similarity from the stored key itself: a graph walk's
-                // distances may come from int8 codes, and a score must not
-                // depend on which segment or code a row is in.
-                hits.push(Hit {
-                    pattern,
-                    sim: cosine(key, h.row.key(level.key_col())),
-                });
+                hits.push(Hit { pattern, sim });
             }
         }
-        hits.sort_by(|a, b| b.sim.total_cmp(&a.sim).then(a.pattern.hash.cmp(&b.pattern.hash)));
-        hits.truncate(k);
         Ok(hits)
     }
 }

@@ -270,15 +270,43 @@ impl Exact {
         })
     }
 
+    /// Every token counted at some level, by id, with its smoothed
+    /// probability ([`Exact::prob`], the same values: the same operations
+    /// in the same order) and its order-0 probability, which `p0` gives.
+    /// One pass over the levels' counts, where asking `prob` token by
+    /// token searches each level.
+    pub fn counted_probs(&self, d: &[Discount], p0: impl Fn(TokenId) -> f64) -> Vec<(TokenId, f64, f64)> {
+        let gammas: Vec<f64> = self.0.iter().map(|c| c.classes.gamma(d[c.level + 1])).collect();
+        let mut at = vec![0usize; self.0.len()];
+        let mut out = Vec::with_capacity(self.0.iter().map(|c| c.pairs.len()).max().unwrap_or(0));
+        while let Some(w) = self
+            .0
+            .iter()
+            .zip(&at)
+            .filter_map(|(c, &i)| c.pairs.get(i).map(|x| x.0))
+            .min()
+        {
+            let base = p0(w);
+            let mut p = base;
+            for ((c, i), g) in self.0.iter().zip(at.iter_mut()).zip(&gammas) {
+                p = match c.pairs.get(*i) {
+                    Some(&(t, n)) if t == w => {
+                        *i += 1;
+                        c.classes.kept(f64::from(n), d[c.level + 1]) + g * p
+                    }
+                    // What `prob` adds for a count of 0 is 0.
+                    _ => g * p,
+                };
+            }
+            out.push((w, p, base));
+        }
+        out
+    }
+
     /// The share of `P_0` that reaches the top: what a token counted at no
     /// level gets, times its `P_0`.
     pub fn backoff(&self, d: &[Discount]) -> f64 {
         self.0.iter().map(|c| c.classes.gamma(d[c.level + 1])).product()
-    }
-
-    /// Every token counted at some level.
-    pub fn tokens(&self) -> impl Iterator<Item = TokenId> + '_ {
-        self.0.iter().flat_map(|c| c.pairs.iter().map(|x| x.0))
     }
 }
 
@@ -500,5 +528,44 @@ mod tests {
             .smoothed(&snap, vocab, &[], &[Discount([1.0, 1.0, 1.0]); 4])
             .is_err());
         assert!(levels.smoothed(&snap, vocab, &[], &ds[..2]).is_err());
+    }
+
+    #[test]
+    fn counted_probs_are_prob_token_by_token() {
+        let mut rng = crate::generate::rng::SplitMix(7);
+        for case in 0..20 {
+            let levels = 1 + (rng.next() % 5) as usize;
+            let exact = Exact(
+                (0..levels)
+                    .filter_map(|j| {
+                        let mut pairs: Vec<(TokenId, u32)> = (0..40u64)
+                            .filter_map(|t| {
+                                let x = rng.next();
+                                x.is_multiple_of(3).then(|| (TokenId(t), 1 + ((x >> 8) % 6) as u32))
+                            })
+                            .collect();
+                        pairs.sort_by_key(|x| x.0);
+                        Counts::new(j, pairs)
+                    })
+                    .collect(),
+            );
+            let d: Vec<Discount> = (0..=levels)
+                .map(|j| Discount([0.5 + 0.01 * j as f64, 0.9, 1.3]))
+                .collect();
+            let p0 = |t: TokenId| 1.0 / (3.0 + t.0 as f64);
+            let got = exact.counted_probs(&d, p0);
+            let mut want: Vec<TokenId> = exact.0.iter().flat_map(|c| c.pairs.iter().map(|x| x.0)).collect();
+            want.sort();
+            want.dedup();
+            assert_eq!(got.iter().map(|x| x.0).collect::<Vec<_>>(), want, "case {case}");
+            for (t, p, base) in got {
+                assert_eq!(base, p0(t));
+                assert_eq!(
+                    p.to_bits(),
+                    exact.prob(p0(t), t, &d).to_bits(),
+                    "case {case}, token {t:?}"
+                );
+            }
+        }
     }
 }

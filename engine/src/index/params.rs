@@ -41,6 +41,12 @@ pub struct SearchParams {
     /// scores every scanned row on its f32 key (graph walks still navigate
     /// on codes).
     pub rescore: usize,
+    /// Rescore the walk's whole candidate list (at least `ef` rows, the
+    /// default), or only the best `k * rescore` of it. Reading an f32 key
+    /// is a cache miss of its own: a caller that needs a good top `k`
+    /// rather than the best possible one (generation, which weighs its
+    /// neighbours by a softmax) saves most of them.
+    pub rescore_walk: bool,
     /// Which rows may be returned.
     pub filter: Filter,
     /// Force a plan (tests and benchmarks); `Auto` lets the cost model choose.
@@ -57,6 +63,7 @@ impl Default for SearchParams {
             ef: 64,
             ef_by_size: false,
             rescore: 4,
+            rescore_walk: true,
             filter: Filter::default(),
             plan: PlanChoice::Auto,
             scorer: None,
@@ -72,6 +79,7 @@ impl std::fmt::Debug for SearchParams {
             .field("ef", &self.ef)
             .field("ef_by_size", &self.ef_by_size)
             .field("rescore", &self.rescore)
+            .field("rescore_walk", &self.rescore_walk)
             .field("filter", &self.filter)
             .field("plan", &self.plan)
             .field("scorer", &self.scorer.is_some())

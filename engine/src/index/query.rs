@@ -85,7 +85,8 @@ pub(crate) fn run<'s>(t: TableView<'s>, query: &[f32], k: usize, p: &SearchParam
     }
     // A walk's whole list is worth rescoring: its distances on f32 keys cost
     // little next to the walk, and fix int8's misorderings near the cut.
-    let keep = k.saturating_mul(p.rescore.max(1)).max(p.ef).min(live);
+    let walked = if p.rescore_walk { p.ef } else { k };
+    let keep = k.saturating_mul(p.rescore.max(1)).max(walked).min(live);
     let mut code = vec![0i8; query.len()];
     let scale = quant::quantize(query, &mut code);
     let probe = Probe {
