@@ -18,7 +18,8 @@ fn rates() -> RecencyRates {
 }
 
 /// The hybrid score of a memory: `(alpha cos + beta R + gamma S) Q`.
-#[pg_extern(immutable, parallel_safe)]
+/// Stable, not immutable: R reads the `engram.recency_*` settings.
+#[pg_extern(stable, parallel_safe)]
 #[search_path(pg_catalog, pg_temp)]
 #[allow(clippy::too_many_arguments)]
 fn hybrid_score(

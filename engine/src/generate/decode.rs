@@ -305,7 +305,7 @@ pub struct Split<'a> {
 impl Split<'_> {
     /// Whether `t` is in the head.
     fn in_head(&self, t: TokenId) -> bool {
-        self.head.binary_search_by_key(&t, |x| x.0).is_ok()
+        self.head_prob(t).is_some()
     }
 
     /// The probability of `t` if it is in the head.

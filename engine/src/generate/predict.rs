@@ -351,7 +351,8 @@ impl Prediction {
                 (t, self.mixed(p0, t, r(&t)), p0)
             }))
             .collect();
-        head.sort_unstable_by_key(|x| x.0);
+        // Two runs already in id order: a stable sort merges them in one pass.
+        head.sort_by_key(|x| x.0);
         Split {
             head,
             factor: self.tail(),

@@ -84,7 +84,8 @@ pub(crate) fn run<'s>(t: TableView<'s>, query: &[f32], k: usize, p: &SearchParam
         return Ok(Vec::new());
     }
     // A walk's whole list is worth rescoring: its distances on f32 keys cost
-    // little next to the walk, and fix int8's misorderings near the cut.
+    // little next to the walk, and fix int8's misorderings near the cut
+    // (unless the caller needs only a good top k: `rescore_walk` off).
     let walked = if p.rescore_walk { p.ef } else { k };
     let keep = k.saturating_mul(p.rescore.max(1)).max(walked).min(live);
     let mut code = vec![0i8; query.len()];
